@@ -19,7 +19,8 @@ Conventions (ARCHITECTURE.md section 2, PAPER_MODEL.md section 2.12)
 
 Every function takes torch tensors (or anything ``torch.as_tensor`` accepts) and returns torch
 tensors. Tensors keep their dtype (float32 or float64); Python numbers, lists and numpy arrays
-become float32 unless ``dtype`` is given. Batched inputs broadcast over leading dimensions.
+become float32 unless ``dtype`` is given, on the device of the tensor arguments. Batched inputs
+broadcast over leading dimensions.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _real_number(x, name: str) -> float:
         if x.numel() != 1:
             raise ValueError(f"{name}: expected a single number, got a tensor of shape {tuple(x.shape)}")
         x = x.item()
-    if isinstance(x, bool) or not isinstance(x, (int, float)) and not hasattr(x, "__float__"):
+    if isinstance(x, bool) or not hasattr(x, "__float__"):
         raise TypeError(f"{name}: expected a real number, got {type(x).__name__}")
     v = float(x)
     if not math.isfinite(v):
@@ -69,18 +70,30 @@ def _real_number(x, name: str) -> float:
     return v
 
 
+def _device_of(*args) -> torch.device | None:
+    """Device of the first tensor among `args` (non-tensor arguments are put there)."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a.device
+    return None
+
+
 def _tensor(x, name: str, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Convert to a floating tensor; keep a float32/float64 tensor's dtype unless `dtype` is given."""
+    """Validate and convert to a float tensor.
+
+    float32/float64 tensors keep their dtype unless `dtype` is given; integer tensors and
+    non-tensor input become `dtype` (default float32). Rejects bool/complex/half tensors and
+    non-finite values.
+    """
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
     if isinstance(x, torch.Tensor):
-        if not x.is_floating_point() and x.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+        if x.dtype == torch.bool or x.is_complex():
             raise TypeError(f"{name}: expected a real tensor, got dtype {x.dtype}")
-        if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64) and dtype is None:
+        if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"{name}: expected a float32 or float64 tensor, got {x.dtype}")
-        t = x.to(dtype=dtype or (x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32))
-        if device is not None:
-            t = t.to(device)
+        keep = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        t = x.to(dtype=dtype or keep, device=device)
     else:
         try:
             t = torch.as_tensor(x, dtype=dtype or torch.float32, device=device)
@@ -109,10 +122,10 @@ def _normalize(v: torch.Tensor) -> torch.Tensor:
 
 FOV_EG3D_DEG = 18.837
 """EG3D's field of view in degrees. It is the *diagonal* FOV of the square image (see
-:func:`fov_to_focal`); the horizontal FOV is ``focal_to_fov(FOCAL_EG3D)`` = 13.39 degrees."""
+:func:`fov_to_focal`); the horizontal FOV is ``focal_to_fov(FOCAL_EG3D)`` = 13.38 degrees."""
 
 RADIUS_EG3D = 2.7
-"""Distance of the EG3D orbit cameras from their pivot, in head units."""
+"""Distance of the EG3D orbit cameras from the world origin, in head units."""
 
 
 def fov_to_focal(fov_deg: float) -> float:
@@ -170,8 +183,9 @@ def intrinsics(
     Returns:
         ``[..., 3, 3]`` tensor (batch shape = broadcast of the inputs' batch shapes).
     """
-    f = _tensor(focal, "focal", dtype)
-    p = _tensor(principal, "principal", dtype)
+    dev = _device_of(focal, principal)
+    f = _tensor(focal, "focal", dtype, dev)
+    p = _tensor(principal, "principal", dtype, dev)
     _check_last(p, "principal", (2,))
     if (f <= 0).any():
         raise ValueError("focal: expected positive normalized focal lengths")
@@ -243,9 +257,10 @@ def look_at(position, pivot=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), *, dtype: torch
     Returns:
         ``[..., 4, 4]`` cam2world matrices.
     """
-    pos = _tensor(position, "position", dtype)
-    piv = _tensor(pivot, "pivot", dtype)
-    upv = _tensor(up, "up", dtype)
+    dev = _device_of(position, pivot, up)
+    pos = _tensor(position, "position", dtype, dev)
+    piv = _tensor(pivot, "pivot", dtype, dev)
+    upv = _tensor(up, "up", dtype, dev)
     for t, n in ((pos, "position"), (piv, "pivot"), (upv, "up")):
         _check_last(t, n, (3,))
     dt = dtype or _common_dtype(pos, piv, upv)
@@ -325,10 +340,11 @@ def orbit_camera(
     """
     # Angles are parsed in float64 so that h = pi/2 + yaw is formed in double precision and then
     # rounded, like the released code (Python float arithmetic, then a float32 tensor).
-    p64 = _tensor(pitch, "pitch", torch.float64)
-    y64 = _tensor(yaw, "yaw", torch.float64)
-    rl = _tensor(roll, "roll", dtype)
-    piv = _tensor(pivot, "pivot", dtype)
+    dev = _device_of(pitch, yaw, roll, pivot)
+    p64 = _tensor(pitch, "pitch", torch.float64, dev)
+    y64 = _tensor(yaw, "yaw", torch.float64, dev)
+    rl = _tensor(roll, "roll", dtype, dev)
+    piv = _tensor(pivot, "pivot", dtype, dev)
     _check_last(piv, "pivot", (3,))
     r = _real_number(radius, "radius")
     if r <= 0:
@@ -360,7 +376,7 @@ def orbit_camera(
     c2w = _cam2world(piv - origin, origin, up)
     if (rl != 0).any():
         c2w = _roll_matrix(rl.expand(batch)) @ c2w
-    K = intrinsics(torch.tensor(f, dtype=dt), dtype=dt).expand(*batch, 3, 3)
+    K = intrinsics(torch.tensor(f, dtype=dt, device=origin.device), dtype=dt).expand(*batch, 3, 3)
     return camera_label(c2w, K)
 
 
@@ -534,5 +550,5 @@ def centred_camera(cam2world, pivot=(0.0, 0.0, 0.0), focal: float = FOCAL_EG3D) 
     c2w = _tensor(cam2world, "cam2world")
     _check_last(c2w, "cam2world", (4, 4))
     f = _real_number(focal, "focal")
-    new = look_at(c2w[..., :3, 3], _tensor(pivot, "pivot", c2w.dtype), -c2w[..., :3, 1])
-    return camera_label(new, intrinsics(torch.tensor(f, dtype=c2w.dtype), dtype=c2w.dtype))
+    new = look_at(c2w[..., :3, 3], _tensor(pivot, "pivot", c2w.dtype, c2w.device), -c2w[..., :3, 1])
+    return camera_label(new, intrinsics(torch.tensor(f, dtype=c2w.dtype, device=c2w.device), dtype=c2w.dtype))

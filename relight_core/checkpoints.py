@@ -254,3 +254,67 @@ def _check_loads(state_dict: dict[str, Tensor], config: RelighterConfig, source)
         model.load_state_dict(state_dict, strict=True, assign=True)
     except RuntimeError as error:
         raise CheckpointError(f"{source} does not fit the {config.name!r} network: {error}") from error
+
+
+# --------------------------------------------------------------------------------------------
+# Inspection
+# --------------------------------------------------------------------------------------------
+
+
+def inspect_file(path: str | os.PathLike) -> str:
+    """A few lines saying what a weights file is and holds. Never executes code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    kind = describe_file(path)
+    if kind == "a Python pickle":
+        return _inspect_pickle(path)
+    if kind.startswith("a zip archive"):
+        official = read_official_pth(path)
+        converted = convert_official(official)
+        return (f"{path}: the released PortraitRelighting state dict ({len(official)} tensors, "
+                f"{sum(t.numel() for t in official.values()) / 1e6:.1f} M values); "
+                f"{len(converted)} of them drive the network. Convert it with `relight convert`.")
+    tensors, config, metadata = read_checkpoint(path)
+    values = sum(t.numel() for t in tensors.values())
+    lines = [f"{path}: Relight checkpoint, format {metadata['format_version']}, config {config.name!r}, "
+             f"{len(tensors)} tensors, {values / 1e6:.2f} M values"]
+    lines += [f"  {key}: {value}" for key, value in sorted(metadata.items()) if key not in ("format", "format_version", "config")]
+    return "\n".join(lines)
+
+
+def _inspect_pickle(path: Path) -> str:
+    from .safe_pickle import read_eg3d_pickle
+
+    content = read_eg3d_pickle(path)
+    lines = [f"{path}: EG3D-style network pickle (read without running its code)"]
+    for name, entry in content.items():
+        if isinstance(entry, dict) and "tensors" in entry:
+            values = sum(t.numel() for t in entry["tensors"].values())
+            lines.append(f"  {name}: {entry['class_name']}, {len(entry['tensors'])} tensors, {values / 1e6:.2f} M values")
+            rendering = entry["init_kwargs"].get("rendering_kwargs", {})
+            if rendering:
+                keys = ("depth_resolution", "depth_resolution_importance", "ray_start", "ray_end", "box_warp")
+                lines.append("    rendering: " + ", ".join(f"{k}={rendering[k]}" for k in keys if k in rendering))
+        else:
+            lines.append(f"  {name}: {entry}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# The shipped default weights
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "relight_small.safetensors"
+
+
+def load_default_model(device: str | torch.device = "cpu") -> tuple[Relighter, bool]:
+    """The shipped `small` weights -> (model, True); while none are shipped, seeded random
+    weights of the `small` config -> (model, False). Callers must say when weights are untrained."""
+    if DEFAULT_WEIGHTS.is_file():
+        return load_model(DEFAULT_WEIGHTS, device), True
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = Relighter(get_config("small"))
+    torch.random.set_rng_state(generator_state)
+    return model.to(device).eval(), False

@@ -9,6 +9,7 @@ DIR` prints one line per tensor and exits non-zero on any failure.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -17,9 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoints import convert_official
+from .checkpoints import convert_file, load_model
 from .conformance_weights import check_against, official_weights
-from .models.config import get_config
 from .models.relighter import Relighter, VideoRelighter
 
 # Reference entries that are inputs, not outputs to reproduce.
@@ -134,12 +134,16 @@ class Runner:
             self.refs.update(load_file(str(folder / f"{file}.safetensors")))
 
     def build_model(self) -> Relighter:
+        """Recipe weights -> a model.pth -> `relight convert` -> `load_model`, as a user would."""
         self.progress("rebuilding the weights from the recipe")
         official = official_weights(self.folder / "weights_recipe.json", self.seed)
         check_against(official, self.folder / "weights_check.json")
-        model = Relighter(get_config("paper"))
-        model.load_state_dict(convert_official(official), strict=True)
-        return model.eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(official, Path(tmp) / "model.pth")
+            del official
+            self.progress("converting them like `relight convert`")
+            convert_file(Path(tmp) / "model.pth", Path(tmp) / "model.safetensors")
+            return load_model(Path(tmp) / "model.safetensors", expected_config="paper")
 
     def outputs(self) -> Iterator[dict[str, Tensor]]:
         """Yield dicts of our tensors, group by group (cheap checks first)."""
@@ -224,10 +228,20 @@ class Runner:
         self.progress("5-point crop")
         r = self.refs
         for case, image in (("align", r["input.image_u8"]), ("alignB", r["alignB.image_u8"])):
-            result = align.conformance_outputs(image.numpy(), r[f"{case}.landmarks"].numpy())
-            got = {f"{case}.{k}": torch.from_numpy(np.asarray(v)) for k, v in result.items()}
-            got.update({f"{case}.{k}_pillow": got[f"{case}.{k}"] for k in ("crop512", "im224") if f"{case}.{k}" in got})
-            yield got
+            image, landmarks = image.numpy(), r[f"{case}.landmarks"].numpy()
+            height, width = image.shape[:2]
+            t, s = align.solve_similarity(landmarks, height)
+            crop, pose = align.align_crop(image, landmarks), align.pose_crop(image, landmarks)
+            window = align.align_window(image, landmarks)
+            got = {
+                "pos_t": t, "pos_s": np.array([s]),
+                "trans300": align.crop_params(landmarks, width, height, align.RESCALE_CROP),
+                "trans466": align.crop_params(landmarks, width, height, align.RESCALE_POSE),
+                "lm224": align.pose_landmarks(landmarks, width, height),
+                "high300_center": window[412:612, 412:612],
+                "crop512": crop, "crop512_pillow": crop, "im224": pose, "im224_pillow": pose,
+            }
+            yield {f"{case}.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in got.items()}
 
 
 def run_conformance(folder: str | Path, progress: Callable[[str], None] = lambda _: None) -> list[Result]:

@@ -42,7 +42,8 @@ channel). The released network takes grey coefficients (:func:`to_gray` converts
 
 All functions accept torch tensors, numpy arrays or nested lists and return torch tensors
 (float32 for non-tensor input unless ``dtype`` says otherwise; float32/float64 tensors keep
-their dtype). Internally constants are float64.
+their dtype; non-tensor arguments go to the device of the tensor ones). Internally constants
+are float64.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ BLENDER_CAMERA_TO_DPR = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
 # ------------------------------------------------------------------------------------------
 
 
-def _tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+def _tensor(x, name: str, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
     if isinstance(x, torch.Tensor):
@@ -142,12 +143,12 @@ def _tensor(x, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
             raise TypeError(f"{name}: expected a real tensor, got dtype {x.dtype}")
         if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64) and dtype is None:
             raise TypeError(f"{name}: expected a float32 or float64 tensor, got {x.dtype}")
-        t = x.to(dtype or (x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32))
+        t = x.to(dtype=dtype or (x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32), device=device)
     else:
         if isinstance(x, np.ndarray) and x.dtype.kind not in "fiu":
             raise TypeError(f"{name}: expected a real array, got dtype {x.dtype}")
         try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype or torch.float32)
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype or torch.float32, device=device)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}: expected numbers, an array or a tensor, got {type(x).__name__} ({exc})") from None
     if not torch.isfinite(t).all():
@@ -162,9 +163,9 @@ def _check_last(t: torch.Tensor, name: str, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{name}: expected shape {want}, got {list(t.shape)}")
 
 
-def _coeffs(coeffs, name: str = "coeffs", dtype=None) -> tuple[torch.Tensor, bool]:
+def _coeffs(coeffs, name: str = "coeffs", dtype=None, device=None) -> tuple[torch.Tensor, bool]:
     """Validate SH coefficients; returns (tensor, coloured)."""
-    c = _tensor(coeffs, name, dtype)
+    c = _tensor(coeffs, name, dtype, device)
     if c.dim() >= 2 and c.shape[-2] == 9 and c.shape[-1] == 3:
         return c, True
     if c.dim() >= 1 and c.shape[-1] == 9:
@@ -225,7 +226,7 @@ def shading(normals, coeffs) -> torch.Tensor:
     """
     n = _tensor(normals, "normals")
     _check_last(n, "normals", (3,))
-    c, coloured = _coeffs(coeffs)
+    c, coloured = _coeffs(coeffs, device=n.device if not isinstance(coeffs, torch.Tensor) else None)
     dt = torch.float64 if torch.float64 in (n.dtype, c.dtype) else torch.float32
     b = _basis(n.to(dt)) * _const(LAMBERT, n.to(dt))
     c = c.to(dt)
@@ -295,14 +296,14 @@ def sh_rotation(R) -> torch.Tensor:
     r = _tensor(R, "R")
     _check_last(r, "R", (3, 3))
     r64 = r.to(torch.float64)
-    eye = torch.eye(3, dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.float64, device=r.device)
     dev = (r64 @ r64.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2))
     if (dev > 1e-4).any():
         raise ValueError(f"R: expected orthogonal 3x3 matrices, R R^T deviates from I by {dev.max().item():.3g}")
     # rows of dirs @ R are (R^T w)^T
-    rotated = _basis(_FIT_DIRS @ r64)  # [..., 64, 9]
-    m = _FIT_PINV @ rotated
-    band = torch.tensor(SH_BANDS)
+    rotated = _basis(_FIT_DIRS.to(r.device) @ r64)  # [..., 64, 9]
+    m = _FIT_PINV.to(r.device) @ rotated
+    band = torch.tensor(SH_BANDS, device=r.device)
     m = m * (band[:, None] == band[None, :]).to(m.dtype)
     return m.to(r.dtype)
 
@@ -312,8 +313,9 @@ def rotate(coeffs, R) -> torch.Tensor:
 
     ``shading(R @ n, rotate(c, R)) == shading(n, c)`` for every normal ``n``.
     """
-    c, coloured = _coeffs(coeffs)
-    m = sh_rotation(R)
+    dev = next((a.device for a in (coeffs, R) if isinstance(a, torch.Tensor)), None)
+    c, coloured = _coeffs(coeffs, device=dev)
+    m = sh_rotation(_tensor(R, "R", device=dev))
     dt = torch.float64 if torch.float64 in (c.dtype, m.dtype) else torch.float32
     m, c = m.to(dt), c.to(dt)
     if coloured:
@@ -373,8 +375,9 @@ def project_envmap(env, rotation=None, *, dtype: torch.dtype | None = None) -> t
         e64 = e64[..., None]
     h, w = e64.shape[:2]
 
-    th = math.pi * torch.arange(h + 1, dtype=torch.float64) / h
-    ph = 2.0 * math.pi * (0.5 - torch.arange(w + 1, dtype=torch.float64) / w)  # decreasing
+    dev = e.device
+    th = math.pi * torch.arange(h + 1, dtype=torch.float64, device=dev) / h
+    ph = 2.0 * math.pi * (0.5 - torch.arange(w + 1, dtype=torch.float64, device=dev) / w)  # decreasing
     s, c = torch.sin(th), torch.cos(th)
     # antiderivatives in theta (integrand includes the sin(theta) Jacobian)
     f_s = -c
@@ -391,12 +394,12 @@ def project_envmap(env, rotation=None, *, dtype: torch.dtype | None = None) -> t
     # antiderivatives in phi; column c spans [ph[c+1], ph[c]]
     g = torch.stack((ph, torch.sin(ph), -torch.cos(ph), 0.5 * torch.sin(ph) ** 2, 0.5 * torch.sin(2.0 * ph)), dim=-1)
     phi_tab = g[:-1] - g[1:]  # [W, 5]: 1, cos, sin, sin cos, cos 2phi
-    phi_of = torch.tensor([0, 2, 0, 1, 3, 2, 0, 1, 4])
+    phi_of = torch.tensor([0, 2, 0, 1, 3, 2, 0, 1, 4], device=dev)
     a = torch.einsum("hwc,wk->hkc", e64, phi_tab)  # [H, 5, C]
-    L = torch.einsum("hi,hic->ic", theta_tab, a[:, phi_of, :]) * torch.tensor(SH_CONSTANTS, dtype=torch.float64)[:, None]
+    L = torch.einsum("hi,hic->ic", theta_tab, a[:, phi_of, :]) * torch.tensor(SH_CONSTANTS, dtype=torch.float64, device=dev)[:, None]
     coeffs = L / math.pi
     if rotation is not None:
-        rot = _tensor(rotation, "rotation", torch.float64)
+        rot = _tensor(rotation, "rotation", torch.float64, dev)
         if tuple(rot.shape) != (3, 3):
             raise ValueError(f"rotation: expected a [3, 3] rotation matrix, got {list(rot.shape)}")
         coeffs = sh_rotation(rot) @ coeffs
@@ -410,10 +413,10 @@ def project_envmap(env, rotation=None, *, dtype: torch.dtype | None = None) -> t
 # ------------------------------------------------------------------------------------------
 
 
-def _color(color, name, dt) -> torch.Tensor | None:
+def _color(color, name, dt, device) -> torch.Tensor | None:
     if color is None:
         return None
-    col = _tensor(color, name, dt)
+    col = _tensor(color, name, dt, device)
     _check_last(col, name, (3,))
     return col
 
@@ -438,9 +441,10 @@ def directional(direction, irradiance=1.0, color=None, angle: float = 0.0, *, dt
     Returns:
         ``[..., 9]`` or ``[..., 9, 3]``.
     """
-    d = _tensor(direction, "direction", dtype)
+    dev = next((a.device for a in (direction, irradiance, color) if isinstance(a, torch.Tensor)), None)
+    d = _tensor(direction, "direction", dtype, dev)
     _check_last(d, "direction", (3,))
-    e = _tensor(irradiance, "irradiance", dtype)
+    e = _tensor(irradiance, "irradiance", dtype, dev)
     dt = dtype or (torch.float64 if torch.float64 in (d.dtype, e.dtype) else torch.float32)
     d64 = d.to(torch.float64)
     nrm = torch.linalg.norm(d64, dim=-1, keepdim=True)
@@ -450,9 +454,9 @@ def directional(direction, irradiance=1.0, color=None, angle: float = 0.0, *, dt
     if not (math.isfinite(a) and 0.0 <= a <= math.pi):
         raise ValueError(f"angle: expected an angular diameter in [0, pi] radians, got {angle}")
     ca = math.cos(a / 2.0)
-    g = torch.tensor([1.0, (1 + ca) / 2, ca * (1 + ca) / 2], dtype=torch.float64)[list(SH_BANDS)]
+    g = torch.tensor([1.0, (1 + ca) / 2, ca * (1 + ca) / 2], dtype=torch.float64, device=d.device)[list(SH_BANDS)]
     c = _basis(d64 / nrm) * g * e.to(torch.float64).unsqueeze(-1) / math.pi
-    col = _color(color, "color", torch.float64)
+    col = _color(color, "color", torch.float64, d.device)
     if col is not None:
         c = c.unsqueeze(-1) * col.unsqueeze(-2)
     return c.to(dt)
@@ -471,11 +475,12 @@ def ambient(radiance=1.0, color=None, *, dtype=None) -> torch.Tensor:
     Returns:
         ``[..., 9]`` or ``[..., 9, 3]``.
     """
-    r = _tensor(radiance, "radiance", dtype)
+    dev = next((a.device for a in (radiance, color) if isinstance(a, torch.Tensor)), None)
+    r = _tensor(radiance, "radiance", dtype, dev)
     dt = dtype or r.dtype
-    c = torch.zeros(*r.shape, 9, dtype=torch.float64)
+    c = torch.zeros(*r.shape, 9, dtype=torch.float64, device=r.device)
     c[..., 0] = 2.0 * r.to(torch.float64) / _SQPI
-    col = _color(color, "color", torch.float64)
+    col = _color(color, "color", torch.float64, r.device)
     if col is not None:
         c = c.unsqueeze(-1) * col.unsqueeze(-2)
     return c.to(dt)
@@ -489,7 +494,7 @@ def to_gray(coeffs, weights=LUMA_REC709) -> torch.Tensor:
     c, coloured = _coeffs(coeffs)
     if not coloured:
         return c
-    w = _tensor(weights, "weights", c.dtype)
+    w = _tensor(weights, "weights", c.dtype, c.device)
     if tuple(w.shape) != (3,):
         raise ValueError(f"weights: expected 3 channel weights, got shape {list(w.shape)}")
     return (c * w).sum(-1)

@@ -1,0 +1,1 @@
+"""Evaluation tools: the speed benchmark (`relight_core.eval.bench`)."""
