@@ -39,7 +39,7 @@ def portrait_crop(size: int) -> torch.Tensor:
 
     crop = align_crop(data.astronaut(), ASTRONAUT_LANDMARKS)
     crop = Image.fromarray(crop).resize((size, size), Image.LANCZOS)
-    return torch.from_numpy(np.asarray(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -54,17 +54,20 @@ def light_sh(name: str) -> torch.Tensor:
     return preset(name).float()[None]
 
 
-def render_grid(model, planes, cameras, lights, progress) -> Image.Image:
-    """Rows: lights; columns: cameras. Each cell is the super-resolved render, with a label."""
+def render_grid(model, crop, planes, cameras, lights, progress) -> Image.Image:
+    """Rows: lights; first column: the input crop, then one column per camera, with labels."""
     size = model.config.output_resolution
-    grid = Image.new("RGB", (size * len(cameras), size * len(lights)), "black")
+    grid = Image.new("RGB", (size * (len(cameras) + 1), size * len(lights)), "black")
     draw = ImageDraw.Draw(grid)
+    source = Image.fromarray(to_uint8(crop[0])).resize((size, size), Image.LANCZOS)
     for row, name in enumerate(lights):
-        for col, camera in enumerate(cameras):
+        grid.paste(source, (0, row * size))
+        for col, camera in enumerate(cameras, start=1):
             out = model(None, camera[None], light_sh(name), albedo_planes=planes)
             grid.paste(Image.fromarray(to_uint8(out["image"][0])), (col * size, row * size))
             progress.update()
-        draw.text((6, row * size + 6), name, fill="white")
+        draw.text((size + 6, row * size + 6), name, fill="white")
+    draw.text((6, 6), "input", fill="white")
     return grid
 
 
@@ -101,12 +104,13 @@ def run(args: argparse.Namespace) -> int:
         print("relight demo: NOTE: no trained weights are shipped yet; these renders come from UNTRAINED "
               "(random) weights of the 'small' network and will not look like a person.", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    planes = model.encode(portrait_crop(model.config.image_size).to(args.device))
+    crop = portrait_crop(model.config.image_size).to(args.device)
+    planes = model.encode(crop)
     cameras = orbit(GRID_VIEWS).to(args.device)
     total = len(GRID_LIGHTS) * GRID_VIEWS + args.frames
     with tqdm(total=total, desc="relight demo", unit="render") as progress:
         grid_path, movie_path = args.out / "grid.png", args.out / "orbit.mp4"
-        grid = render_grid(model, planes, cameras, GRID_LIGHTS, progress)
+        grid = render_grid(model, crop, planes, cameras, GRID_LIGHTS, progress)
         tmp = grid_path.with_name(".grid.tmp.png")
         grid.save(tmp)
         tmp.replace(grid_path)

@@ -89,7 +89,7 @@ class _Inputs:
     shading: Tensor  # [1, B, 3C, R, R]
     style: Tensor  # [B, w_dim]
     features: Tensor  # [B, C, N, N] super-resolution input
-    albedo_window: Tensor  # [B, W*3C, R, R]
+    albedo_window: Tensor  # [B, W*3C, R, R]: the current planes repeated W times (values do not matter)
     shading_window: Tensor  # [B, W*3C, R, R]
 
 
