@@ -127,11 +127,14 @@ class Runner:
         self.folder = folder
         self.progress = progress
         self.seed = json.loads((folder / "run_info.json").read_text())["seed"]
-        self.refs = {}
-        for file in OUTPUT_FILES + ("inputs",):
-            from safetensors.torch import load_file
+        from safetensors.torch import load_file
 
-            self.refs.update(load_file(str(folder / f"{file}.safetensors")))
+        self.refs: dict[str, Tensor] = load_file(str(folder / "inputs.safetensors"))
+        self.expected = ["cams.orbit"]  # the one output stored with the inputs
+        for file in OUTPUT_FILES:
+            outputs = load_file(str(folder / f"{file}.safetensors"))
+            self.refs.update(outputs)
+            self.expected += [name for name in outputs if name not in INPUTS]
 
     def build_model(self) -> Relighter:
         """Recipe weights -> a model.pth -> `relight convert` -> `load_model`, as a user would."""
@@ -250,13 +253,11 @@ def run_conformance(folder: str | Path, progress: Callable[[str], None] = lambda
     if not (folder / "run_info.json").is_file():
         raise FileNotFoundError(f"{folder} is not a conformance folder (no run_info.json)")
     runner = Runner(folder, progress)
-    expected = sorted(k for k in runner.refs if k not in INPUTS and not k.startswith(("input.", "novel.cam", "novel.sh",
-                                                                                        "maplit.sh", "cams.conditioning", "cams.orbit_pitch_yaw")))
     ours: dict[str, Tensor] = {}
     for group in runner.outputs():
         ours.update(group)
     results = []
-    for name in expected:
+    for name in sorted(runner.expected):
         base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1] in ("stats", "crop_c", "crop_tl", "tok_first", "tok_mid") else name
         if base not in ours:
             results.append(Result(name, float("nan"), 0, "not produced"))
