@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -118,16 +118,16 @@ PRESETS: dict[str, RelighterConfig] = {
     "small": RelighterConfig(
         name="small",
         image_size=256,
-        resnet_widths=(32, 64, 96, 128),
+        resnet_widths=(32, 48, 64, 96),
         resnet_blocks=(2, 2, 2, 2),
-        aspp_channels=128,
-        low_dim=256,
+        aspp_channels=96,
+        low_dim=192,
         low_heads=4,
         low_depth=2,
         low_conv_channels=64,
         high_stem_channels=32,
-        hybrid_conv_channels=(96, 64),
-        hybrid_dim=256,
+        hybrid_conv_channels=(64, 48),
+        hybrid_dim=192,
         hybrid_heads=2,
         w_dim=256,
         shading_channels=64,
