@@ -73,7 +73,7 @@ build_extension() {
 }
 
 gpu_tests() {
-    python3 -m pytest -q -m cuda --continue-on-collection-errors tests
+    python3 -m pytest -q -rA -m cuda --continue-on-collection-errors tests
     local rc=$?
     if [ "$rc" -eq 5 ]; then   # pytest: no tests collected
         echo "no tests are marked cuda yet: nothing to run"
