@@ -55,6 +55,7 @@ setup(
         "scikit-image>=0.22",
         "OpenEXR>=3.3,<4",
         "tifffile>=2023.1",
+        "mediapipe==0.10.21",  # the last release that ships its face models inside the wheel
     ],
     extras_require={"test": ["pytest>=8"], "ocio": ["opencolorio>=2.3"]},
     entry_points={"console_scripts": ["relight = relight_core.cli:main"]},
