@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench addon install clean
 
 $(STAMP): setup.py
 	python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/relight bench --config small --device cpu
+
+addon: $(STAMP)
+	$(PY) scripts/build_addon.py --out-dir build/addon
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

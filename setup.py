@@ -57,7 +57,11 @@ setup(
         "tifffile>=2023.1",
         "mediapipe==0.10.21",  # the last release that ships its face models inside the wheel
     ],
-    extras_require={"test": ["pytest>=8"], "ocio": ["opencolorio>=2.3"]},
+    extras_require={
+        # bpy (Blender as a Python module) runs the add-on tests; its wheels exist for Python 3.11.
+        "test": ["pytest>=8", "bpy==4.5.15; python_version == '3.11'"],
+        "ocio": ["opencolorio>=2.3"],
+    },
     entry_points={"console_scripts": ["relight = relight_core.cli:main"]},
     ext_modules=extensions,
     cmdclass=commands,

@@ -55,10 +55,12 @@ def _run_inspect(args: argparse.Namespace) -> int:
 # name -> (module, prefix of its argument and run functions, help). Modules load only when needed.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("relight_core.demo", "", "relight the built-in portrait under light presets and an orbit of cameras"),
+    "plate": ("relight_core.plate", "", "relight the person in a video plate and write passes (resumable)"),
     "convert": (__name__, "convert", "convert the released model.pth into a Relight checkpoint"),
     "conformance": (__name__, "conformance", "compare this network with reference outputs of the release"),
     "inspect": (__name__, "inspect", "say what a weights file holds, without running code from it"),
     "bench": ("relight_core.eval.bench", "", "time the network per stage and per frame"),
+    "train": ("relight_core.train.__main__", "", "train a network from a TOML configuration (resumes by itself)"),
 }
 
 

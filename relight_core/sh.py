@@ -323,6 +323,27 @@ def rotate(coeffs, R) -> torch.Tensor:
     return (m @ c.unsqueeze(-1)).squeeze(-1)
 
 
+HEAD_TO_DPR = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
+"""World (head space, EG3D: +y up, face toward +z) to the **head DPR frame**: the DPR frame of the
+frontal EG3D camera (x = head +x, y = into the screen = head -z, z = head +y). The network's SH
+input is expressed in this frame, so a light stays fixed to the head when the view changes."""
+
+
+def camera_to_head(coeffs, cam2world) -> torch.Tensor:
+    """Coefficients in the DPR frame of an OpenCV camera (cam2world ``[..., 4, 4]`` in head space)
+    -> the same light in the head DPR frame (:data:`HEAD_TO_DPR`), the frame the network takes."""
+    camera_dpr = world_to_dpr(cam2world)
+    rotation = _const(HEAD_TO_DPR, camera_dpr) @ camera_dpr.transpose(-1, -2)
+    return rotate(coeffs, rotation)
+
+
+def head_to_camera(coeffs, cam2world) -> torch.Tensor:
+    """Inverse of :func:`camera_to_head`."""
+    camera_dpr = world_to_dpr(cam2world)
+    rotation = camera_dpr @ _const(HEAD_TO_DPR, camera_dpr).transpose(-1, -2)
+    return rotate(coeffs, rotation)
+
+
 # ------------------------------------------------------------------------------------------
 # environment maps
 # ------------------------------------------------------------------------------------------

@@ -355,3 +355,20 @@ def test_validation_messages():
         sh.directional((0.0, -1.0, 0.0), float("inf"))
     with pytest.raises(TypeError, match="normals"):
         sh.shading(torch.zeros(3, dtype=torch.float16), torch.zeros(9))
+
+
+def test_camera_and_head_frames_describe_the_same_light():
+    """A light given in a camera's DPR frame shades head-space normals identically after
+    conversion to the head DPR frame, and the frontal EG3D camera's frame is the head frame."""
+    from relight_core.camera import orbit_camera, split_label
+    from relight_core.sh import HEAD_TO_DPR, camera_to_head, head_to_camera, preset, shading, world_to_dpr
+
+    cam2world = split_label(orbit_camera(torch.tensor(0.2), torch.tensor(-0.6)))[0].double()
+    light = preset("key_left").double()
+    normals = torch.nn.functional.normalize(torch.randn(200, 3, dtype=torch.float64), dim=-1)
+    in_camera = shading(normals @ world_to_dpr(cam2world).T, light)
+    in_head = shading(normals @ torch.tensor(HEAD_TO_DPR, dtype=torch.float64).T, camera_to_head(light, cam2world))
+    torch.testing.assert_close(in_head, in_camera)
+    torch.testing.assert_close(head_to_camera(camera_to_head(light, cam2world), cam2world), light)
+    frontal = split_label(orbit_camera(torch.tensor(0.0), torch.tensor(0.0)))[0].double()
+    torch.testing.assert_close(camera_to_head(light, frontal), light, atol=1e-6, rtol=0)

@@ -186,7 +186,11 @@ class VolumeRenderer(nn.Module):
         sigma, albedo, shading = merge(sigma_c, sigma_f), merge(feat_c, feat_f), merge(shade_c, shade_f)
         weights, mid_depths = composite_weights(sigma, depths[..., None])
         total = weights.sum(dim=-2)
-        depth = torch.nan_to_num((weights * mid_depths).sum(dim=-2) / total, float("inf"))
+        # Rays with no density have no depth: EG3D's 0/0 -> NaN -> inf, clamped to the far end
+        # below. Dividing only where the total is positive keeps the gradient finite there too.
+        filled = total > 0
+        depth = (weights * mid_depths).sum(dim=-2) / torch.where(filled, total, torch.ones_like(total))
+        depth = torch.where(filled, depth, torch.full_like(depth, float("inf")))
         # Clamp to the sampled range of each image (EG3D clamps to the whole tensor's range; with
         # deterministic sampling both are [ray_start, ray_end], and per image keeps batches independent).
         low, high = depths.amin(dim=(1, 2)), depths.amax(dim=(1, 2))

@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""All per-scene add-on state: one ``RelightSettings`` group at ``Scene.relight`` (STYLE.md 15)."""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+# The names of relight_core.sh.PRESETS (tests/addon checks they match; the add-on cannot import it).
+PRESET_NAMES = ("key_left", "key_right", "top", "rim", "under", "flat", "gel_blue_orange")
+
+
+class RELIGHT_PG_settings(bpy.types.PropertyGroup):
+    """Relight settings of a scene (``scene.relight``)."""
+
+    plate_path: StringProperty(
+        name="Plate",
+        description="Video file, or one image of a numbered sequence, holding the person to relight",
+        subtype="FILE_PATH",
+        default="",
+    )
+    plate_colorspace: StringProperty(
+        name="Plate Colour Space",
+        description="OCIO colour space the plate is encoded in (Blender's config or $OCIO)",
+        default="sRGB",
+    )
+    subject: PointerProperty(
+        name="Head",
+        description="Object at the centre of the head (the tracked head anchor); lights are evaluated there",
+        type=bpy.types.Object,
+    )
+    light_source: EnumProperty(
+        name="Light Source",
+        description="What lights the person",
+        items=(
+            ("SCENE", "Scene Lights", "Blender's lights and world, evaluated at the head at every frame"),
+            ("PRESET", "Preset", "One of Relight's named light setups"),
+        ),
+        default="SCENE",
+    )
+    preset: EnumProperty(
+        name="Preset",
+        description="Named light setup (used when Light Source is Preset)",
+        items=tuple((n, n.replace("_", " ").title(), "") for n in PRESET_NAMES),
+        default="key_left",
+    )
+    exposure: FloatProperty(
+        name="Exposure",
+        description="Extra exposure of the new lighting, in stops",
+        default=0.0,
+        soft_min=-10.0,
+        soft_max=10.0,
+    )
+    export_path: StringProperty(
+        name="Scene File",
+        description="Where Export Scene writes the scene description (JSON; world bakes go next to it)",
+        subtype="FILE_PATH",
+        default="//relight/scene.json",
+    )
+    use_frame_range: BoolProperty(
+        name="Custom Frame Range",
+        description="Export these frames instead of the scene's frame range",
+        default=False,
+    )
+    frame_start: IntProperty(name="Start", description="First frame to export", default=1)
+    frame_end: IntProperty(name="End", description="Last frame to export", default=250)
+    world_bake_width: IntProperty(
+        name="World Bake Width",
+        description="Width in pixels of the panoramic render of a node-based world (height is half)",
+        default=64,
+        min=8,
+        max=1024,
+    )
+    world_bake_samples: IntProperty(
+        name="World Bake Samples",
+        description="Cycles samples per pixel of the world bake (more for small bright suns in an HDRI)",
+        default=256,
+        min=1,
+        max=16384,
+    )
+
+
+RelightSettings = RELIGHT_PG_settings

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Panels in the 3D view sidebar (N panel, "Relight" tab)."""
+
+import bpy
+
+from . import preferences
+
+
+class RELIGHT_PT_main(bpy.types.Panel):
+    bl_idname = "RELIGHT_PT_main"
+    bl_label = "Relight"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Relight"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and hasattr(context.scene, "relight")
+
+    def draw(self, context):
+        s = context.scene.relight
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        col = layout.column()
+        col.prop(s, "plate_path")
+        col.prop(s, "plate_colorspace")
+        col.prop(s, "subject")
+        col.separator()
+        col.prop(s, "light_source")
+        if s.light_source == "PRESET":
+            col.prop(s, "preset")
+        col.prop(s, "exposure")
+        prefs = preferences.get(context)
+        if prefs is not None and not prefs.python_path:
+            layout.label(text="Worker Python: system python3 (set it in Preferences)", icon="INFO")
+
+
+class RELIGHT_PT_export(bpy.types.Panel):
+    bl_idname = "RELIGHT_PT_export"
+    bl_label = "Scene Export"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Relight"
+    bl_parent_id = "RELIGHT_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.relight
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        col = layout.column()
+        col.prop(s, "export_path")
+        col.prop(s, "use_frame_range")
+        sub = col.column(align=True)
+        sub.enabled = s.use_frame_range
+        sub.prop(s, "frame_start")
+        sub.prop(s, "frame_end")
+        col.prop(s, "world_bake_width")
+        col.prop(s, "world_bake_samples")
+        row = layout.row(align=True)
+        row.operator_context = "EXEC_DEFAULT"  # write to the path above without a file browser
+        op = row.operator("relight.export_scene", text="Export Frame")
+        op.frames = "CURRENT"
+        op.filepath = s.export_path
+        op = row.operator("relight.export_scene", text="Export Range")
+        op.frames = "RANGE"
+        op.filepath = s.export_path

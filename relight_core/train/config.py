@@ -1,0 +1,100 @@
+"""Training configuration: a TOML file, not code edits.
+
+Example (`configs/train/small.toml`):
+
+    model = "small"
+    steps = 20000
+    batch_size = 8
+    [loss]
+    rgb = 1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the training losses (0 switches a term off)."""
+
+    rgb: float = 1.0
+    """L1 on the relit colour at the neural resolution, linear and sRGB-encoded."""
+    rgb_sr: float = 1.0
+    """L1 on the super-resolved colour (the paper's super-resolved domain)."""
+    albedo: float = 1.0
+    """L1 on the composited albedo."""
+    shading: float = 1.0
+    """L1 on the composited shading (E/pi of a white Lambertian surface)."""
+    depth: float = 1.0
+    """L1 on depth inside the ground-truth mask (geometry from the synthetic ground truth)."""
+    mask: float = 1.0
+    """L1 between the rendered opacity and the ground-truth mask."""
+    structure: float = 0.5
+    """1 - SSIM plus image-gradient L1 on the super-resolved colour: the substitute for the
+    perceptual term, as no pretrained feature network can be downloaded here."""
+    adversarial: float = 0.05
+    """Non-saturating patch-GAN term on the super-resolved colour."""
+    feature_matching: float = 0.5
+    """L1 between discriminator features of output and ground truth: the substitute for the
+    identity term (a face-recognition network is not available offline)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Every field can be set in the TOML file."""
+
+    model: str = "small"
+    """Network preset (relight_core.models.config)."""
+    data: str = "synthetic"
+    """Training data: "synthetic" (heads rendered with ground truth, relight_core.train.synthetic)."""
+    coloured_lights: float = 0.3
+    """Share of synthetic samples lit by coloured (9x3) light."""
+    steps: int = 20000
+    batch_size: int = 4
+    """Per-GPU batch size."""
+    views: int = 2
+    """Supervision views per sample (the input view and novel views)."""
+    lr: float = 2e-4
+    discriminator_lr: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.99)
+    grad_clip: float = 10.0
+    adversarial_start: int = 2000
+    """Step from which the adversarial and feature-matching terms are on."""
+    seed: int = 0
+    max_minutes: float = 0.0
+    """Stop (with a checkpoint) after this many minutes of wall time; 0 = no limit. For chunked runs."""
+    init: str = ""
+    """Optional Relight checkpoint to start from (weights only)."""
+    log_every: int = 50
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    loss: LossWeights = field(default_factory=LossWeights)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Read a TOML file; unknown keys are an error naming the key."""
+        raw = tomllib.loads(Path(path).read_text())
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown training settings {unknown}; known: {sorted(known)}")
+        loss_known = {f.name for f in dataclasses.fields(LossWeights)}
+        loss_unknown = sorted(set(raw.get("loss", {})) - loss_known)
+        if loss_unknown:
+            raise ValueError(f"{source}: unknown loss weights {loss_unknown}; known: {sorted(loss_known)}")
+        values = dict(raw)
+        values["loss"] = LossWeights(**raw.get("loss", {}))
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

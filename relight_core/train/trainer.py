@@ -1,0 +1,314 @@
+"""Training loop of the encoders, decoders and super-resolution on data with ground truth.
+
+One process per GPU (`torchrun`), DistributedDataParallel when there are several. The loop calls
+`train_step(step)` and gets back named losses. Checkpoints are a folder per save:
+
+    step_00001000/model.safetensors        a Relight checkpoint (usable by every command)
+    step_00001000/state-0000K.safetensors  optimizers, discriminator and RNG states, in shards
+                                           small enough to carry between machines
+    step_00001000/state.json               step, config and the non-tensor optimizer settings
+
+Resuming from one continues bit-exactly: the data of step k depends only on (seed, step, rank),
+and every random generator's state is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..checkpoints import load_model, save_checkpoint
+from ..models.config import get_config
+from ..models.relighter import Relighter
+from . import losses
+from .config import TrainConfig
+
+SHARD_BYTES = 15 * 2**20
+
+
+class DataSource(Protocol):
+    """Where batches come from. `batch` must be a pure function of (step, rank) for exact resume.
+
+    A batch holds (B samples, V supervision views, S input size, H output size):
+        image [B, 3, S, S] input crop, display sRGB in [-1, 1]; camera [B, 25] its EG3D label;
+        target_cameras [B, V, 25]; target_sh [B, 9] or [B, 9, 3];
+        rgb, albedo [B, V, 3, H, W] linear in [0, 1], zero outside the subject;
+        shading [B, V, 1 or 3, H, W]; depth, mask [B, V, 1, H, W].
+    """
+
+    def prepare(self, device: torch.device) -> None:
+        """Set up everything that draws from the global RNG (called before a resume restores it)."""
+
+    def batch(self, step: int, rank: int, batch_size: int, device: torch.device) -> dict[str, Tensor]: ...
+
+
+class MultiViewRender(nn.Module):
+    """The differentiable part of a step, as one module so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Relighter):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor, target_cameras: Tensor, target_sh: Tensor) -> dict[str, Tensor]:
+        """image [B, 3, S, S], target_cameras [B, V, 25], target_sh [B, 9(, 3)] -> renders of B*V views."""
+        views = target_cameras.shape[1]
+        planes = self.model.encode(image)
+        shading = self.model.shade(planes, target_sh)
+        style = self.model.planes_to_style(planes)
+        return self.model.render(
+            planes.repeat_interleave(views, 0),
+            shading.repeat_interleave(views, 1),
+            target_cameras.flatten(0, 1),
+            style.repeat_interleave(views, 0),
+        )
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device) from torchrun's environment; a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def _resize(images: Tensor, size: int) -> Tensor:
+    """[N, C, H, W] -> [N, C, size, size] by area averaging (exact box filter for integer factors)."""
+    return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="area")
+
+
+class Trainer:
+    """Owns the model, the discriminator, their optimizers and the checkpoint folder."""
+
+    def __init__(self, config: TrainConfig, data: DataSource, out_dir: str | Path):
+        self.config = config
+        self.data = data
+        self.out_dir = Path(out_dir)
+        self.rank, self.world, self.device = setup_distributed()
+        torch.manual_seed(config.seed)
+        data.prepare(self.device)
+        model = load_model(config.init) if config.init else Relighter(get_config(config.model))
+        self.model = model.to(self.device).train()
+        self.plain_render = MultiViewRender(self.model)  # unwrapped, for rank-0-only sampling
+        self.render = self.plain_render
+        self.discriminator = losses.PatchDiscriminator().to(self.device)
+        trained = [p for name, p in self.model.named_parameters() if not name.startswith("temporal.")]
+        self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=config.betas)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.render = nn.parallel.DistributedDataParallel(self.plain_render, device_ids=ids, find_unused_parameters=True)
+            self.discriminator = nn.parallel.DistributedDataParallel(self.discriminator, device_ids=ids)
+        self.step = 0
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimisation step of generator and discriminator; returns the named losses."""
+        cfg, w = self.config, self.config.loss
+        batch = self.data.batch(step, self.rank, cfg.batch_size, self.device)
+        out = self.render(batch["image"], batch["target_cameras"], batch["target_sh"])
+        target = {k: batch[k].flatten(0, 1) for k in ("rgb", "albedo", "shading", "depth", "mask")}
+        neural = self.model.config.neural_resolution
+        small = {k: _resize(v, neural) for k, v in target.items()}
+        raw_rgb, sr_rgb = (out["image_raw"] + 1) / 2, (out["image"] + 1) / 2
+        terms = {
+            "rgb": losses.masked_l1(raw_rgb, small["rgb"]) + losses.masked_l1(losses.srgb_encode(raw_rgb), losses.srgb_encode(small["rgb"])),
+            "rgb_sr": losses.masked_l1(sr_rgb, target["rgb"]),
+            "albedo": losses.masked_l1((out["albedo"] + 1) / 2, small["albedo"]),
+            "shading": losses.masked_l1(out["shading"], small["shading"], small["mask"]),
+            "depth": losses.masked_l1(out["depth"], small["depth"], (small["mask"] > 0.99).float()),
+            "mask": losses.masked_l1(out["opacity"], small["mask"]),
+            "structure": losses.structure_loss(sr_rgb, target["rgb"]),
+        }
+        adversarial = step >= cfg.adversarial_start and (w.adversarial > 0 or w.feature_matching > 0)
+        real_image = losses.srgb_encode(target["rgb"]) * 2 - 1
+        fake_image = losses.srgb_encode(sr_rgb) * 2 - 1
+        if adversarial:
+            fake_logits, fake_features = self.discriminator(fake_image)
+            with torch.no_grad():
+                _, real_features = self.discriminator(real_image)
+            terms["adversarial"] = losses.generator_adversarial(fake_logits)
+            terms["feature_matching"] = losses.feature_matching(fake_features, real_features)
+        total = sum(getattr(w, name) * value for name, value in terms.items())
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        finite = bool(torch.isfinite(grad_norm))
+        if finite:  # a non-finite gradient skips the update (the step is logged as skipped)
+            self.optimizer.step()
+        result = {name: float(value.detach()) for name, value in terms.items()}
+        result["grad_norm"] = float(grad_norm)
+        result["skipped"] = float(not finite)
+        if adversarial:
+            result["discriminator"] = self._discriminator_step(real_image, fake_image.detach())
+        result["total"] = float(total.detach())
+        return result
+
+    def _discriminator_step(self, real: Tensor, fake: Tensor) -> float:
+        real_logits, _ = self.discriminator(real)
+        fake_logits, _ = self.discriminator(fake)
+        loss = losses.discriminator_adversarial(real_logits, fake_logits)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_optimizer.step()
+        return float(loss.detach())
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state_tensors(self) -> tuple[dict[str, Tensor], dict]:
+        """Everything but the model weights, as tensors plus JSON-able settings."""
+        tensors: dict[str, Tensor] = {}
+        settings: dict = {}
+        for name, optimizer in (("optimizer", self.optimizer), ("d_optimizer", self.d_optimizer)):
+            state = optimizer.state_dict()
+            settings[name] = {"param_groups": state["param_groups"]}
+            for index, values in state["state"].items():
+                for key, value in values.items():
+                    tensors[f"{name}.{index}.{key}"] = value
+        discriminator = self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
+        tensors.update({f"discriminator.{k}": v for k, v in discriminator.state_dict().items()})
+        tensors["rng.cpu"] = torch.random.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return tensors, settings
+
+    def save(self) -> Path:
+        """Write step_XXXXXXXX/ (rank 0 only) and point `latest` at it."""
+        folder = self.out_dir / f"step_{self.step:08d}"
+        if self.rank != 0:
+            return folder
+        folder.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(folder / "model.safetensors", self.model.state_dict(), self.model.config,
+                        source=f"relight training, step {self.step}")
+        tensors, settings = self._state_tensors()
+        shards = _write_shards(folder, tensors)
+        meta = {"step": self.step, "config": self.config.to_dict(), "shards": shards, **settings}
+        _atomic_text(folder / "state.json", json.dumps(meta, indent=1))
+        _atomic_text(self.out_dir / "latest", folder.name)
+        return folder
+
+    def load(self, folder: Path) -> None:
+        """Restore model, optimizers, discriminator and RNG states from a checkpoint folder."""
+        from safetensors.torch import load_file
+
+        meta = json.loads((folder / "state.json").read_text())
+        self.model.load_state_dict(load_model(folder / "model.safetensors").state_dict())
+        tensors: dict[str, Tensor] = {}
+        for shard in meta["shards"]:
+            tensors.update(load_file(str(folder / shard)))
+        for name, optimizer in (("optimizer", self.optimizer), ("d_optimizer", self.d_optimizer)):
+            state: dict = {}
+            for key, value in tensors.items():
+                if key.startswith(name + "."):
+                    _, index, field = key.split(".", 2)
+                    state.setdefault(int(index), {})[field] = value
+            optimizer.load_state_dict({"state": state, **meta[name]})
+        discriminator = self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
+        discriminator.load_state_dict({k[len("discriminator."):]: v for k, v in tensors.items() if k.startswith("discriminator.")})
+        torch.random.set_rng_state(tensors["rng.cpu"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.step = meta["step"]
+
+    def latest(self) -> Path | None:
+        pointer = self.out_dir / "latest"
+        return self.out_dir / pointer.read_text().strip() if pointer.is_file() else None
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, resume: bool = True) -> Path:
+        """Train to `config.steps` (or `max_minutes`), logging, sampling and checkpointing; returns the last checkpoint."""
+        from tqdm import tqdm
+
+        if resume and (latest := self.latest()) is not None:
+            self.load(latest)
+        cfg, start = self.config, time.monotonic()
+        log = self.out_dir / "log.jsonl"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", disable=self.rank != 0)
+        skipped = 0
+        try:
+            while self.step < cfg.steps:
+                step_start = time.monotonic()
+                result = self.train_step(self.step)
+                self.step += 1
+                bar.update()
+                skipped = skipped + 1 if result["skipped"] else 0
+                if skipped >= 10:
+                    raise FloatingPointError(f"10 non-finite steps in a row up to step {self.step}: {result}")
+                if self.rank == 0 and self.step % cfg.log_every == 0:
+                    record = {"step": self.step, "seconds": round(time.monotonic() - step_start, 4), **result}
+                    with open(log, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    bar.set_postfix(total=f"{result['total']:.3f}")
+                if self.step % cfg.sample_every == 0:
+                    self.write_samples()
+                out_of_time = cfg.max_minutes and time.monotonic() - start > 60 * cfg.max_minutes
+                if self.step % cfg.checkpoint_every == 0 or out_of_time:
+                    self.save()
+                if out_of_time:
+                    break
+        except KeyboardInterrupt:
+            if self.rank == 0:
+                print(f"interrupted: saving step {self.step}")
+        finally:
+            bar.close()
+        return self.save()
+
+    @torch.no_grad()
+    def write_samples(self) -> Path | None:
+        """A PNG of the first samples of a fixed batch: input, truth, render, albedo, shading, depth."""
+        if self.rank != 0:
+            return None
+        from .preview import sample_sheet
+
+        self.model.eval()
+        try:
+            batch = self.data.batch(10**9, 0, min(4, self.config.batch_size), self.device)
+            out = self.plain_render(batch["image"], batch["target_cameras"][:, :1], batch["target_sh"])
+        finally:
+            self.model.train()
+        path = self.out_dir / "samples" / f"step_{self.step:08d}.png"
+        sample_sheet(batch, out, path)
+        return path
+
+
+def _write_shards(folder: Path, tensors: dict[str, Tensor]) -> list[str]:
+    """Save tensors into safetensors files of at most SHARD_BYTES each; returns the file names."""
+    from safetensors.torch import save_file
+
+    groups: list[dict[str, Tensor]] = [{}]
+    size = 0
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().cpu().contiguous()
+        nbytes = tensor.numel() * tensor.element_size()
+        if groups[-1] and size + nbytes > SHARD_BYTES:
+            groups.append({})
+            size = 0
+        groups[-1][key] = tensor
+        size += nbytes
+    names = []
+    for index, group in enumerate(groups, start=1):
+        name = f"state-{index:05d}.safetensors"
+        tmp = folder / f".{name}.tmp"
+        save_file(group, str(tmp))
+        tmp.replace(folder / name)
+        names.append(name)
+    return names
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
