@@ -47,6 +47,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, Tensor], conf
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; checkpoints are shared data
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -308,9 +309,16 @@ def _inspect_pickle(path: Path) -> str:
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "relight_small.safetensors"
 
 
+def default_weights_status() -> str:
+    """One sentence on the shipped weights (their "status" metadata), for commands to print."""
+    if not DEFAULT_WEIGHTS.is_file():
+        return "UNTRAINED: no weights are shipped; using seeded random weights of the 'small' network"
+    return read_checkpoint(DEFAULT_WEIGHTS)[2].get("status", "trained")
+
+
 def load_default_model(device: str | torch.device = "cpu") -> tuple[Relighter, bool]:
-    """The shipped `small` weights -> (model, True); while none are shipped, seeded random
-    weights of the `small` config -> (model, False). Callers must say when weights are untrained."""
+    """The shipped `small` weights -> (model, True); without them, seeded random weights of the
+    `small` config -> (model, False). Callers print `default_weights_status()` either way."""
     if DEFAULT_WEIGHTS.is_file():
         return load_model(DEFAULT_WEIGHTS, device), True
     generator_state = torch.random.get_rng_state()

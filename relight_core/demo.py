@@ -42,9 +42,11 @@ def portrait_crop(size: int) -> torch.Tensor:
     return torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in [-1, 1] -> [H, W, 3] uint8."""
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+def to_uint8(image: torch.Tensor, output_colour: str = "display") -> np.ndarray:
+    """A rendered or input image [3, H, W] in [-1, 1] -> display [H, W, 3] uint8."""
+    from .models.relighter import to_display
+
+    return (to_display(image, output_colour) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def light_sh(name: str) -> torch.Tensor:
@@ -64,7 +66,7 @@ def render_grid(model, crop, planes, cameras, lights, progress) -> Image.Image:
         grid.paste(source, (0, row * size))
         for col, camera in enumerate(cameras, start=1):
             out = model(None, camera[None], light_sh(name), albedo_planes=planes)
-            grid.paste(Image.fromarray(to_uint8(out["image"][0])), (col * size, row * size))
+            grid.paste(Image.fromarray(to_uint8(out["image"][0], model.config.output_colour)), (col * size, row * size))
             progress.update()
         draw.text((size + 6, row * size + 6), name, fill="white")
     draw.text((6, 6), "input", fill="white")
@@ -84,7 +86,7 @@ def write_movie(model, planes, path: Path, frames: int, progress) -> None:
         for k in range(frames):
             sh = rotating(k / frames).float()[None]
             out = model(None, cameras[k:k + 1], sh, albedo_planes=planes)
-            writer.append_data(to_uint8(out["image"][0]))
+            writer.append_data(to_uint8(out["image"][0], model.config.output_colour))
             progress.update()
     tmp.replace(path)
 
@@ -93,16 +95,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .camera import orbit
-    from .checkpoints import load_default_model, load_model
+    from .checkpoints import default_weights_status, load_default_model, load_model
 
     torch.set_grad_enabled(False)
     if args.weights:
-        model, trained = load_model(args.weights, args.device), True
+        model, status = load_model(args.weights, args.device), f"weights: {args.weights}"
     else:
-        model, trained = load_default_model(args.device)
-    if not trained:
-        print("relight demo: NOTE: no trained weights are shipped yet; these renders come from UNTRAINED "
-              "(random) weights of the 'small' network and will not look like a person.", file=sys.stderr)
+        model, _ = load_default_model(args.device)
+        status = f"weights: {default_weights_status()}"
+    print(f"relight demo: {status}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     crop = portrait_crop(model.config.image_size).to(args.device)
     planes = model.encode(crop)
@@ -117,6 +118,5 @@ def run(args: argparse.Namespace) -> int:
         write_movie(model, planes, movie_path, args.frames, progress)
     print(f"grid of {len(GRID_LIGHTS)} lights x {GRID_VIEWS} views: {grid_path.resolve()}")
     print(f"orbit movie ({args.frames} frames): {movie_path.resolve()}")
-    if not trained:
-        print("weights: UNTRAINED (random); trained default weights are not shipped yet")
+    print(status)
     return 0

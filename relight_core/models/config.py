@@ -20,6 +20,11 @@ class RelighterConfig:
     name: str = "paper"
     """Preset name this config came from (informative only)."""
 
+    output_colour: str = "display"
+    """Encoding of the images the network renders, mapped to [-1, 1]: "display" (sRGB, what the
+    released weights produce) or "linear" (scene-linear, what this project trains). The input
+    crop is display sRGB either way."""
+
     # --- input and tri-planes -------------------------------------------------------------
     image_size: int = 512
     """Side of the aligned input crop in pixels. The tri-planes are image_size / 2 on a side."""
@@ -117,6 +122,7 @@ PRESETS: dict[str, RelighterConfig] = {
     "paper": RelighterConfig(),
     "small": RelighterConfig(
         name="small",
+        output_colour="linear",
         image_size=256,
         resnet_widths=(32, 48, 64, 96),
         resnet_blocks=(2, 2, 2, 2),
@@ -141,6 +147,7 @@ PRESETS: dict[str, RelighterConfig] = {
     ),
     "tiny": RelighterConfig(
         name="tiny",
+        output_colour="linear",
         image_size=64,
         plane_channels=8,
         resnet_widths=(8, 16, 16, 32),

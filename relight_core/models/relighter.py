@@ -43,6 +43,14 @@ def light_channels(sh: Tensor, sh_dim: int) -> Tensor:
     raise ValueError(f"sh must be [B, {sh_dim}] (grey) or [B, {sh_dim}, 3] (coloured), got {list(sh.shape)}")
 
 
+def to_display(image: Tensor, output_colour: str) -> Tensor:
+    """A rendered image in [-1, 1] -> display sRGB in [0, 1], whatever the weights' output encoding."""
+    values = ((image + 1) / 2).clamp(0, 1)
+    if output_colour == "display":
+        return values
+    return torch.where(values <= 0.0031308, 12.92 * values, 1.055 * values.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
+
+
 class Relighter(nn.Module):
     """The relighting network of "Real-time 3D-aware Portrait Video Relighting" (CVPR 2024)."""
 
