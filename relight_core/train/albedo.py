@@ -24,8 +24,9 @@ the canonical (rest) position of each surface point, so the texture sticks to th
 moves; freckles and moles as melanin spots; eyebrows, stubble/beard and scalp hair as a hair
 colour laid over the skin with strand noise. Eyeballs get sclera, a radially streaked iris with a
 dark limbal ring and a pupil, computed from the direction of the canonical point from the eyeball
-centre. Teeth, tongue and the mouth and eye cavities get fixed colour ranges (the cavities are
-darkened to stand in for the occlusion the unshadowed SH shading lacks). Clothing colours the
+centre. The tongue and the mouth and eye cavities get fixed, darkened colours (standing in for the
+occlusion the unshadowed SH shading lacks); teeth get a colour too, but the current head model has
+no teeth geometry (see scripts/export_head_model.py). Clothing colours the
 shoulders below a random neckline (solid, stripes, checks or mottled). Backgrounds are solid,
 gradient, blotchy-noise or soft-blob images.
 
@@ -642,7 +643,7 @@ def _albedo_points(fields: torch.Tensor, b: torch.Tensor, app: Appearance, model
 
     # --- mouth interior and eye sockets ---
     out = torch.lerp(out, per(app.teeth), f["teeth"].clamp(0, 1)[:, None])
-    out = torch.lerp(out, torch.tensor([0.30, 0.07, 0.07], device=dev).expand_as(out), f["tongue"].clamp(0, 1)[:, None])
+    out = torch.lerp(out, torch.tensor([0.16, 0.035, 0.035], device=dev).expand_as(out), f["tongue"].clamp(0, 1)[:, None])
     out = torch.lerp(out, torch.tensor([0.06, 0.012, 0.012], device=dev).expand_as(out), f["mouth_cavity"].clamp(0, 1)[:, None])
     out = torch.lerp(out, skin * 0.55, f["eye_cavity"].clamp(0, 1)[:, None])
     return out.clamp(0.0, 1.0)

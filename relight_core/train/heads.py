@@ -44,7 +44,8 @@ DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "head_model.npz"
 """The packaged model file."""
 
 REGION = {"skin": 0, "eyeball": 1, "teeth": 2, "tongue": 3, "mouth_cavity": 5, "eye_cavity": 6, "hidden": 255}
-"""Per-vertex region labels of ``HeadModel.region``."""
+"""Per-vertex region labels of ``HeadModel.region`` ("teeth" is reserved: the current export has
+no teeth geometry; "hidden" vertices, the joint helpers, are used by no face)."""
 
 # Expression units that come in left/right pairs (sampled together, with a little asymmetry).
 _PAIRS = (

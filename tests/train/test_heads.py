@@ -66,7 +66,7 @@ def test_model_contents(model):
     assert model.num_expressions == 52
     assert "jawOpen" in model.expression_names and "eyeBlinkLeft" in model.expression_names
     regions = set(model.region.unique().tolist())
-    for name in ("skin", "eyeball", "teeth", "tongue", "mouth_cavity", "eye_cavity"):
+    for name in ("skin", "eyeball", "tongue", "mouth_cavity", "eye_cavity"):
         assert REGION[name] in regions
     assert model.head_weight.min() >= 0 and model.head_weight.max() <= 1
     # head space: the face looks toward +z, y up; the head fits the tri-plane box
