@@ -41,7 +41,7 @@ setup(
     name="relight",
     version="0.1.0",
     description="Real-time 3D-aware relighting of people in video",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["relight_core", "relight_core.*"]),
     package_data={"relight_core": ["data/*"]},
     install_requires=[
