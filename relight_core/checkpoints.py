@@ -97,7 +97,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expe
 def describe_file(path: Path) -> str:
     """A short human description of what a file looks like, for error messages."""
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(9)
+    header_size = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    if head[8:9] == b"{" and 2 <= header_size < path.stat().st_size:
+        return "a safetensors file"
     if head[:2] == b"PK":
         return "a zip archive (a PyTorch .pth file?)"
     if head[:1] == b"\x80":
@@ -276,6 +279,9 @@ def inspect_file(path: str | os.PathLike) -> str:
         return (f"{path}: the released PortraitRelighting state dict ({len(official)} tensors, "
                 f"{sum(t.numel() for t in official.values()) / 1e6:.1f} M values); "
                 f"{len(converted)} of them drive the network. Convert it with `relight convert`.")
+    if kind != "a safetensors file":
+        raise CheckpointError(f"{path} is {kind}; expected a Relight checkpoint, a released model.pth "
+                              f"or an EG3D-style .pkl")
     tensors, config, metadata = read_checkpoint(path)
     values = sum(t.numel() for t in tensors.values())
     lines = [f"{path}: Relight checkpoint, format {metadata['format_version']}, config {config.name!r}, "

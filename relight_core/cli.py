@@ -28,11 +28,8 @@ def _add_conformance(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_conformance(args: argparse.Namespace) -> int:
-    import torch
-
     from .conformance import run_conformance
 
-    torch.set_grad_enabled(False)
     results = run_conformance(args.folder, progress=lambda step: print(f"# {step}", file=sys.stderr, flush=True))
     for result in results:
         print(result.line())

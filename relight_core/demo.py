@@ -91,13 +91,13 @@ def write_movie(model, planes, path: Path, frames: int, progress) -> None:
     tmp.replace(path)
 
 
+@torch.no_grad()
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .camera import orbit
     from .checkpoints import default_weights_status, load_default_model, load_model
 
-    torch.set_grad_enabled(False)
     if args.weights:
         model, status = load_model(args.weights, args.device), f"weights: {args.weights}"
     else:

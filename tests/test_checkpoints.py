@@ -88,3 +88,16 @@ def test_inspect_describes_a_checkpoint(tiny_checkpoint):
     path, _ = tiny_checkpoint
     text = inspect_file(path)
     assert "Relight checkpoint" in text and "config 'tiny'" in text and "note: test weights" in text
+
+
+def test_safetensors_is_recognised_whatever_its_header_length(tmp_path):
+    """A header length whose first byte is 0x80 (a pickle's first byte) is still safetensors."""
+    from relight_core.checkpoints import describe_file
+
+    lengths = set()
+    for pad in range(0, 300, 7):
+        path = tmp_path / f"f{pad}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"pad": "x" * pad})
+        lengths.add(path.read_bytes()[0])
+        assert describe_file(path) == "a safetensors file"
+    assert 0x80 in lengths or any(b >= 0x80 for b in lengths)

@@ -115,6 +115,7 @@ class Trainer:
         self.step = 0
 
     # ------------------------------------------------------------------ one step
+    @torch.enable_grad()
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step of generator and discriminator; returns the named losses."""
         cfg, w = self.config, self.config.loss
