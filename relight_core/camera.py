@@ -30,6 +30,8 @@ from typing import Sequence
 
 import torch
 
+from .checks import as_float_tensor, check_last
+
 __all__ = [
     "FOV_EG3D_DEG",
     "FOCAL_EG3D",
@@ -76,39 +78,6 @@ def _device_of(*args) -> torch.device | None:
         if isinstance(a, torch.Tensor):
             return a.device
     return None
-
-
-def _tensor(x, name: str, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Validate and convert to a float tensor.
-
-    float32/float64 tensors keep their dtype unless `dtype` is given; integer tensors and
-    non-tensor input become `dtype` (default float32). Rejects bool/complex/half tensors and
-    non-finite values.
-    """
-    if dtype is not None and dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-    if isinstance(x, torch.Tensor):
-        if x.dtype == torch.bool or x.is_complex():
-            raise TypeError(f"{name}: expected a real tensor, got dtype {x.dtype}")
-        if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"{name}: expected a float32 or float64 tensor, got {x.dtype}")
-        keep = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        t = x.to(dtype=dtype or keep, device=device)
-    else:
-        try:
-            t = torch.as_tensor(x, dtype=dtype or torch.float32, device=device)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(f"{name}: expected numbers or a tensor, got {type(x).__name__} ({exc})") from None
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    return t
-
-
-def _check_last(t: torch.Tensor, name: str, shape: tuple[int, ...]) -> None:
-    k = len(shape)
-    if t.dim() < k or tuple(t.shape[-k:]) != shape:
-        want = "[..., " + ", ".join(map(str, shape)) + "]"
-        raise ValueError(f"{name}: expected shape {want}, got {list(t.shape)}")
 
 
 def _common_dtype(*ts: torch.Tensor) -> torch.dtype:
@@ -184,9 +153,9 @@ def intrinsics(
         ``[..., 3, 3]`` tensor (batch shape = broadcast of the inputs' batch shapes).
     """
     dev = _device_of(focal, principal)
-    f = _tensor(focal, "focal", dtype, dev)
-    p = _tensor(principal, "principal", dtype, dev)
-    _check_last(p, "principal", (2,))
+    f = as_float_tensor(focal, "focal", dtype, dev)
+    p = as_float_tensor(principal, "principal", dtype, dev)
+    check_last(p, "principal", (2,))
     if (f <= 0).any():
         raise ValueError("focal: expected positive normalized focal lengths")
     dt = dtype or _common_dtype(f, p)
@@ -224,15 +193,15 @@ def normalized_to_pixel(K, width: float, height: float, *, half_pixel: bool = Tr
     Returns:
         ``[..., 3, 3]`` pixel intrinsics ``S @ K`` with ``S = [[W, 0, -0.5], [0, H, -0.5], [0, 0, 1]]``.
     """
-    K = _tensor(K, "K")
-    _check_last(K, "K", (3, 3))
+    K = as_float_tensor(K, "K")
+    check_last(K, "K", (3, 3))
     return _image_scale(width, height, half_pixel, K) @ K
 
 
 def pixel_to_normalized(K, width: float, height: float, *, half_pixel: bool = True) -> torch.Tensor:
     """Inverse of :func:`normalized_to_pixel` (same arguments, ``K`` in pixels)."""
-    K = _tensor(K, "K")
-    _check_last(K, "K", (3, 3))
+    K = as_float_tensor(K, "K")
+    check_last(K, "K", (3, 3))
     return torch.linalg.inv(_image_scale(width, height, half_pixel, K)) @ K
 
 
@@ -258,11 +227,11 @@ def look_at(position, pivot=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), *, dtype: torch
         ``[..., 4, 4]`` cam2world matrices.
     """
     dev = _device_of(position, pivot, up)
-    pos = _tensor(position, "position", dtype, dev)
-    piv = _tensor(pivot, "pivot", dtype, dev)
-    upv = _tensor(up, "up", dtype, dev)
+    pos = as_float_tensor(position, "position", dtype, dev)
+    piv = as_float_tensor(pivot, "pivot", dtype, dev)
+    upv = as_float_tensor(up, "up", dtype, dev)
     for t, n in ((pos, "position"), (piv, "pivot"), (upv, "up")):
-        _check_last(t, n, (3,))
+        check_last(t, n, (3,))
     dt = dtype or _common_dtype(pos, piv, upv)
     pos, piv, upv = pos.to(dt), piv.to(dt), upv.to(dt)
     batch = torch.broadcast_shapes(pos.shape[:-1], piv.shape[:-1], upv.shape[:-1])
@@ -341,11 +310,11 @@ def orbit_camera(
     # Angles are parsed in float64 so that h = pi/2 + yaw is formed in double precision and then
     # rounded, like the released code (Python float arithmetic, then a float32 tensor).
     dev = _device_of(pitch, yaw, roll, pivot)
-    p64 = _tensor(pitch, "pitch", torch.float64, dev)
-    y64 = _tensor(yaw, "yaw", torch.float64, dev)
-    rl = _tensor(roll, "roll", dtype, dev)
-    piv = _tensor(pivot, "pivot", dtype, dev)
-    _check_last(piv, "pivot", (3,))
+    p64 = as_float_tensor(pitch, "pitch", torch.float64, dev)
+    y64 = as_float_tensor(yaw, "yaw", torch.float64, dev)
+    rl = as_float_tensor(roll, "roll", dtype, dev)
+    piv = as_float_tensor(pivot, "pivot", dtype, dev)
+    check_last(piv, "pivot", (3,))
     r = _real_number(radius, "radius")
     if r <= 0:
         raise ValueError(f"radius: expected a positive distance, got {r}")
@@ -424,10 +393,10 @@ def camera_label(cam2world, K) -> torch.Tensor:
 
     Batch shapes broadcast. The last row of cam2world must be (0, 0, 0, 1).
     """
-    c2w = _tensor(cam2world, "cam2world")
-    k = _tensor(K, "K")
-    _check_last(c2w, "cam2world", (4, 4))
-    _check_last(k, "K", (3, 3))
+    c2w = as_float_tensor(cam2world, "cam2world")
+    k = as_float_tensor(K, "K")
+    check_last(c2w, "cam2world", (4, 4))
+    check_last(k, "K", (3, 3))
     bottom = c2w[..., 3, :]
     expect = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device)
     if not torch.allclose(bottom, expect.expand_as(bottom), atol=1e-6):
@@ -441,8 +410,8 @@ def camera_label(cam2world, K) -> torch.Tensor:
 
 def split_label(label) -> tuple[torch.Tensor, torch.Tensor]:
     """Unpack ``[..., 25]`` labels into (cam2world ``[..., 4, 4]``, normalized K ``[..., 3, 3]``)."""
-    lab = _tensor(label, "label")
-    _check_last(lab, "label", (25,))
+    lab = as_float_tensor(label, "label")
+    check_last(lab, "label", (25,))
     return lab[..., :16].reshape(*lab.shape[:-1], 4, 4), lab[..., 16:].reshape(*lab.shape[:-1], 3, 3)
 
 
@@ -463,12 +432,12 @@ def project_points(points, cam2world, K) -> torch.Tensor:
     Returns:
         ``[..., 2]`` image coordinates (u right, v down).
     """
-    p = _tensor(points, "points")
-    c2w = _tensor(cam2world, "cam2world")
-    k = _tensor(K, "K")
-    _check_last(p, "points", (3,))
-    _check_last(c2w, "cam2world", (4, 4))
-    _check_last(k, "K", (3, 3))
+    p = as_float_tensor(points, "points")
+    c2w = as_float_tensor(cam2world, "cam2world")
+    k = as_float_tensor(K, "K")
+    check_last(p, "points", (3,))
+    check_last(c2w, "cam2world", (4, 4))
+    check_last(k, "K", (3, 3))
     dt = _common_dtype(p, c2w, k)
     p, c2w, k = p.to(dt), c2w.to(dt), k.to(dt)
     R = c2w[..., :3, :3]
@@ -493,9 +462,9 @@ def homography(K_src, R_src, K_dst, R_dst) -> torch.Tensor:
     Returns:
         ``[..., 3, 3]`` homography (not rescaled; apply with :func:`apply_homography`).
     """
-    ks, rs, kd, rd = (_tensor(a, n) for a, n in ((K_src, "K_src"), (R_src, "R_src"), (K_dst, "K_dst"), (R_dst, "R_dst")))
+    ks, rs, kd, rd = (as_float_tensor(a, n) for a, n in ((K_src, "K_src"), (R_src, "R_src"), (K_dst, "K_dst"), (R_dst, "R_dst")))
     for t, n in ((ks, "K_src"), (rs, "R_src"), (kd, "K_dst"), (rd, "R_dst")):
-        _check_last(t, n, (3, 3))
+        check_last(t, n, (3, 3))
     dt = _common_dtype(ks, rs, kd, rd)
     ks, rs, kd, rd = ks.to(dt), rs.to(dt), kd.to(dt), rd.to(dt)
     return kd @ rd @ rs.transpose(-1, -2) @ torch.linalg.inv(ks)
@@ -506,10 +475,10 @@ def homography_from_cam2world(cam2world_src, K_src, cam2world_dst, K_dst, *, ato
 
     ``atol`` is the largest allowed distance between the centres (head units).
     """
-    a = _tensor(cam2world_src, "cam2world_src")
-    b = _tensor(cam2world_dst, "cam2world_dst")
-    _check_last(a, "cam2world_src", (4, 4))
-    _check_last(b, "cam2world_dst", (4, 4))
+    a = as_float_tensor(cam2world_src, "cam2world_src")
+    b = as_float_tensor(cam2world_dst, "cam2world_dst")
+    check_last(a, "cam2world_src", (4, 4))
+    check_last(b, "cam2world_dst", (4, 4))
     gap = torch.norm(a[..., :3, 3] - b[..., :3, 3].to(a.dtype), dim=-1)
     if (gap > atol).any():
         raise ValueError(
@@ -521,10 +490,10 @@ def homography_from_cam2world(cam2world_src, K_src, cam2world_dst, K_dst, *, ato
 
 def apply_homography(H, points) -> torch.Tensor:
     """Apply ``[..., 3, 3]`` homographies to ``[..., 2]`` points (batch dims broadcast)."""
-    h = _tensor(H, "H")
-    p = _tensor(points, "points")
-    _check_last(h, "H", (3, 3))
-    _check_last(p, "points", (2,))
+    h = as_float_tensor(H, "H")
+    p = as_float_tensor(points, "points")
+    check_last(h, "H", (3, 3))
+    check_last(p, "points", (2,))
     dt = _common_dtype(h, p)
     h, p = h.to(dt), p.to(dt)
     ph = torch.cat((p, torch.ones_like(p[..., :1])), dim=-1).unsqueeze(-1)
@@ -547,8 +516,8 @@ def centred_camera(cam2world, pivot=(0.0, 0.0, 0.0), focal: float = FOCAL_EG3D) 
     Returns:
         ``[..., 25]`` labels.
     """
-    c2w = _tensor(cam2world, "cam2world")
-    _check_last(c2w, "cam2world", (4, 4))
+    c2w = as_float_tensor(cam2world, "cam2world")
+    check_last(c2w, "cam2world", (4, 4))
     f = _real_number(focal, "focal")
-    new = look_at(c2w[..., :3, 3], _tensor(pivot, "pivot", c2w.dtype, c2w.device), -c2w[..., :3, 1])
+    new = look_at(c2w[..., :3, 3], as_float_tensor(pivot, "pivot", c2w.dtype, c2w.device), -c2w[..., :3, 1])
     return camera_label(new, intrinsics(torch.tensor(f, dtype=c2w.dtype, device=c2w.device), dtype=c2w.dtype))

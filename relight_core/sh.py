@@ -55,6 +55,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from .checks import as_float_tensor, check_last
+
 __all__ = [
     "SH_CONSTANTS",
     "SH_BANDS",
@@ -135,37 +137,9 @@ BLENDER_CAMERA_TO_DPR = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
 # ------------------------------------------------------------------------------------------
 
 
-def _tensor(x, name: str, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    if dtype is not None and dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-    if isinstance(x, torch.Tensor):
-        if x.dtype == torch.bool or x.is_complex():
-            raise TypeError(f"{name}: expected a real tensor, got dtype {x.dtype}")
-        if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64) and dtype is None:
-            raise TypeError(f"{name}: expected a float32 or float64 tensor, got {x.dtype}")
-        t = x.to(dtype=dtype or (x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32), device=device)
-    else:
-        if isinstance(x, np.ndarray) and x.dtype.kind not in "fiu":
-            raise TypeError(f"{name}: expected a real array, got dtype {x.dtype}")
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype or torch.float32, device=device)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected numbers, an array or a tensor, got {type(x).__name__} ({exc})") from None
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name}: expected finite values, got NaN or inf")
-    return t
-
-
-def _check_last(t: torch.Tensor, name: str, shape: tuple[int, ...]) -> None:
-    k = len(shape)
-    if t.dim() < k or tuple(t.shape[-k:]) != shape:
-        want = "[..., " + ", ".join(map(str, shape)) + "]"
-        raise ValueError(f"{name}: expected shape {want}, got {list(t.shape)}")
-
-
 def _coeffs(coeffs, name: str = "coeffs", dtype=None, device=None) -> tuple[torch.Tensor, bool]:
     """Validate SH coefficients; returns (tensor, coloured)."""
-    c = _tensor(coeffs, name, dtype, device)
+    c = as_float_tensor(coeffs, name, dtype, device)
     if c.dim() >= 2 and c.shape[-2] == 9 and c.shape[-1] == 3:
         return c, True
     if c.dim() >= 1 and c.shape[-1] == 9:
@@ -199,15 +173,15 @@ def sh_basis(directions) -> torch.Tensor:
     Returns:
         ``[..., 9]``.
     """
-    d = _tensor(directions, "directions")
-    _check_last(d, "directions", (3,))
+    d = as_float_tensor(directions, "directions")
+    check_last(d, "directions", (3,))
     return _basis(d)
 
 
 def shading_basis(normals) -> torch.Tensor:
     """DPR's rendering basis ``A_l(i) Y_i(n)`` (``SH_basis`` of DPR's utils_SH), ``[..., 9]``."""
-    n = _tensor(normals, "normals")
-    _check_last(n, "normals", (3,))
+    n = as_float_tensor(normals, "normals")
+    check_last(n, "normals", (3,))
     return _basis(n) * _const(LAMBERT, n)
 
 
@@ -224,8 +198,8 @@ def shading(normals, coeffs) -> torch.Tensor:
         ``[...]`` for grey, ``[..., 3]`` for coloured coefficients; dtype float64 if either input
         is float64, else float32.
     """
-    n = _tensor(normals, "normals")
-    _check_last(n, "normals", (3,))
+    n = as_float_tensor(normals, "normals")
+    check_last(n, "normals", (3,))
     c, coloured = _coeffs(coeffs, device=n.device if not isinstance(coeffs, torch.Tensor) else None)
     dt = torch.float64 if torch.float64 in (n.dtype, c.dtype) else torch.float32
     b = _basis(n.to(dt)) * _const(LAMBERT, n.to(dt))
@@ -250,10 +224,10 @@ def world_to_dpr(cam2world) -> torch.Tensor:
     Returns:
         ``[..., 3, 3]`` matrix ``M`` with ``d_dpr = M @ d_world`` (``OPENCV_TO_DPR @ R^T``).
     """
-    m = _tensor(cam2world, "cam2world")
+    m = as_float_tensor(cam2world, "cam2world")
     if m.dim() >= 2 and tuple(m.shape[-2:]) == (4, 4):
         m = m[..., :3, :3]
-    _check_last(m, "cam2world", (3, 3))
+    check_last(m, "cam2world", (3, 3))
     norms = torch.linalg.norm(m, dim=-2, keepdim=True)
     if (norms <= 1e-12).any():
         raise ValueError("cam2world: expected non-degenerate rotation columns")
@@ -293,8 +267,8 @@ def sh_rotation(R) -> torch.Tensor:
     Returns:
         ``[..., 9, 9]`` with ``rotate(c, R) = M @ c``; same dtype as ``R``.
     """
-    r = _tensor(R, "R")
-    _check_last(r, "R", (3, 3))
+    r = as_float_tensor(R, "R")
+    check_last(r, "R", (3, 3))
     r64 = r.to(torch.float64)
     eye = torch.eye(3, dtype=torch.float64, device=r.device)
     dev = (r64 @ r64.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2))
@@ -315,7 +289,7 @@ def rotate(coeffs, R) -> torch.Tensor:
     """
     dev = next((a.device for a in (coeffs, R) if isinstance(a, torch.Tensor)), None)
     c, coloured = _coeffs(coeffs, device=dev)
-    m = sh_rotation(_tensor(R, "R", device=dev))
+    m = sh_rotation(as_float_tensor(R, "R", device=dev))
     dt = torch.float64 if torch.float64 in (c.dtype, m.dtype) else torch.float32
     m, c = m.to(dt), c.to(dt)
     if coloured:
@@ -386,7 +360,7 @@ def project_envmap(env, rotation=None, *, dtype: torch.dtype | None = None) -> t
     Returns:
         ``[9]`` for a ``[H, W]`` map, ``[9, C]`` for ``[H, W, C]`` (C = 3 gives coloured light).
     """
-    e = _tensor(env, "env")
+    e = as_float_tensor(env, "env")
     if e.dim() not in (2, 3) or e.shape[0] < 1 or e.shape[1] < 1:
         raise ValueError(f"env: expected an equirectangular map [H, W] or [H, W, C], got {list(e.shape)}")
     out_dtype = dtype or e.dtype
@@ -420,7 +394,7 @@ def project_envmap(env, rotation=None, *, dtype: torch.dtype | None = None) -> t
     L = torch.einsum("hi,hic->ic", theta_tab, a[:, phi_of, :]) * torch.tensor(SH_CONSTANTS, dtype=torch.float64, device=dev)[:, None]
     coeffs = L / math.pi
     if rotation is not None:
-        rot = _tensor(rotation, "rotation", torch.float64, dev)
+        rot = as_float_tensor(rotation, "rotation", torch.float64, dev)
         if tuple(rot.shape) != (3, 3):
             raise ValueError(f"rotation: expected a [3, 3] rotation matrix, got {list(rot.shape)}")
         coeffs = sh_rotation(rot) @ coeffs
@@ -437,8 +411,8 @@ def project_envmap(env, rotation=None, *, dtype: torch.dtype | None = None) -> t
 def _color(color, name, dt, device) -> torch.Tensor | None:
     if color is None:
         return None
-    col = _tensor(color, name, dt, device)
-    _check_last(col, name, (3,))
+    col = as_float_tensor(color, name, dt, device)
+    check_last(col, name, (3,))
     return col
 
 
@@ -463,9 +437,9 @@ def directional(direction, irradiance=1.0, color=None, angle: float = 0.0, *, dt
         ``[..., 9]`` or ``[..., 9, 3]``.
     """
     dev = next((a.device for a in (direction, irradiance, color) if isinstance(a, torch.Tensor)), None)
-    d = _tensor(direction, "direction", dtype, dev)
-    _check_last(d, "direction", (3,))
-    e = _tensor(irradiance, "irradiance", dtype, dev)
+    d = as_float_tensor(direction, "direction", dtype, dev)
+    check_last(d, "direction", (3,))
+    e = as_float_tensor(irradiance, "irradiance", dtype, dev)
     dt = dtype or (torch.float64 if torch.float64 in (d.dtype, e.dtype) else torch.float32)
     d64 = d.to(torch.float64)
     nrm = torch.linalg.norm(d64, dim=-1, keepdim=True)
@@ -497,7 +471,7 @@ def ambient(radiance=1.0, color=None, *, dtype=None) -> torch.Tensor:
         ``[..., 9]`` or ``[..., 9, 3]``.
     """
     dev = next((a.device for a in (radiance, color) if isinstance(a, torch.Tensor)), None)
-    r = _tensor(radiance, "radiance", dtype, dev)
+    r = as_float_tensor(radiance, "radiance", dtype, dev)
     dt = dtype or r.dtype
     c = torch.zeros(*r.shape, 9, dtype=torch.float64, device=r.device)
     c[..., 0] = 2.0 * r.to(torch.float64) / _SQPI
@@ -515,7 +489,7 @@ def to_gray(coeffs, weights=LUMA_REC709) -> torch.Tensor:
     c, coloured = _coeffs(coeffs)
     if not coloured:
         return c
-    w = _tensor(weights, "weights", c.dtype, c.device)
+    w = as_float_tensor(weights, "weights", c.dtype, c.device)
     if tuple(w.shape) != (3,):
         raise ValueError(f"weights: expected 3 channel weights, got shape {list(w.shape)}")
     return (c * w).sum(-1)
@@ -668,7 +642,7 @@ def rotating(t, *, elevation: float = 0.5, irradiance: float = 3.0, ambient_radi
     Returns:
         ``[..., 9]`` grey coefficients (float32 unless ``t`` is a float64 tensor).
     """
-    tt = _tensor(t, "t")
+    tt = as_float_tensor(t, "t")
     a = 2.0 * math.pi * tt.to(torch.float64)
     e = float(elevation)
     d = torch.stack((math.cos(e) * torch.sin(a), -math.cos(e) * torch.cos(a), torch.full_like(a, math.sin(e))), dim=-1)
