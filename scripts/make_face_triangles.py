@@ -4,7 +4,7 @@
 Usage::
 
     PYTHONPATH=. python scripts/make_face_triangles.py [--out relight_core/data/face_triangles.npz]
-        [--preview docs/images/light_regions.png --portrait ../shared/data/portraits/A000014.jpg]
+        [--preview docs/images/light_regions.png] [--portrait ../shared/data/portraits/A000014.jpg]
 
 Input: MediaPipe 0.10.21's ``face_mesh_connections`` (the edge sets ``FACEMESH_TESSELATION``,
 ``FACEMESH_LEFT_EYE`` ...) and the shipped canonical face (``relight_core/data/canonical_face.npz``,
@@ -266,7 +266,7 @@ def preview(data: dict, portrait: Path, out: Path) -> None:
     from relight_core.track.landmarks import FaceLandmarker
 
     img = cv2.cvtColor(cv2.imread(str(portrait)), cv2.COLOR_BGR2RGB)
-    img = cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
     with FaceLandmarker(1, static=True) as fl:
         faces = fl(img)
     lm = faces[0].landmarks
@@ -280,14 +280,14 @@ def preview(data: dict, portrait: Path, out: Path) -> None:
     for k, col in colours.items():
         used &= ~data[k]
         for i in np.nonzero(data[k])[0]:
-            cv2.circle(vis, tuple(lm[i, :2].round().astype(int)), 3, col, -1, cv2.LINE_AA)
+            cv2.circle(vis, tuple(lm[i, :2].round().astype(int)), 2, col, -1, cv2.LINE_AA)
     for i in np.nonzero(used)[0]:
-        cv2.circle(vis, tuple(lm[i, :2].round().astype(int)), 2, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(vis, tuple(lm[i, :2].round().astype(int)), 1, (255, 255, 255), -1, cv2.LINE_AA)
     x0, y0, x1, y1 = faces[0].box
     m = 0.1 * (x1 - x0)
     crop = vis[max(0, int(y0 - m)):int(y1 + m), max(0, int(x0 - m)):int(x1 + m)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(out), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def main() -> None:
