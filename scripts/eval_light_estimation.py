@@ -5,7 +5,7 @@ Usage::
 
     PYTHONPATH=. python scripts/eval_light_estimation.py [--heads 24] [--resolution 512]
         [--portraits 120] [--device cpu] [--cache /tmp/light_eval] [--images docs/images]
-        [--json results.json] [--skip mesh heads portraits]
+        [--json results.json] [--skip mesh heads offaxis portraits]
 
 About 20 minutes on 2 CPU cores with the defaults (rendering the synthetic heads is most of it;
 ``--device cuda`` renders them on a GPU). docs/LIGHT_ESTIMATION.md reports its output.
@@ -29,7 +29,9 @@ Suites
    ``canonical`` (pose-based), an oracle with the renderer's true normals at the same vertices,
    and the default albedo normalisation (all others get the true mean skin albedo at the used
    vertices).
-3. **portraits**: real photographs (``../shared/data/portraits``), no ground truth: success rate,
+3. **offaxis**: 6 synthetic heads 11-15 deg off the optical axis (50 deg field of view): normal
+   error and face shading error with the ray rotation (default) and without (``optical``).
+4. **portraits**: real photographs (``../shared/data/portraits``), no ground truth: success rate,
    residuals, and mirror consistency (the estimate of the mirrored image must be the mirrored
    estimate: the x-odd coefficients x, xy, xz flip sign).
 
@@ -386,6 +388,69 @@ def heads_suite(heads, lights) -> tuple[list[dict], dict]:
     return rows, {k: summarize([{"e": v} for v in vals], ("e",)).get("e", {}) for k, vals in normal_err.items()}
 
 
+def offaxis_suite(n: int, device: str, seed: int = 5) -> dict:
+    """Heads placed 11-15 deg off the optical axis (the camera looks beside them; 50 deg field
+    of view, 640 px): mean normal error at the used vertices with and without the ray rotation,
+    and the face shading error of one light."""
+    import torch
+
+    from relight_core import camera, sh
+    from relight_core.io.colour import srgb_to_linear
+    from relight_core.train import albedo as alb
+    from relight_core.train.synthetic import SyntheticHeads, orbit_labels
+    from relight_core.track.landmarks import FaceLandmarker
+    from relight_core.track.lighting import LightingConfig, estimate_lighting, face_samples
+    from relight_core.track.pose import solve_pose
+
+    S = SyntheticHeads(resolution=640, supersample=1, device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    light_np = dict(test_lights())["dir:front-right-up"]
+    light = torch.tensor(light_np, dtype=torch.float32, device=device)[None]
+    out: dict[str, list] = {"off_axis_deg": [], "normal_err_optical": [], "normal_err_landmarks": [],
+                            "shade_face_optical": [], "shade_face_landmarks": []}
+    with FaceLandmarker(1, static=True) as fl:
+        for i in range(n):
+            ident, app, expr = S._person(1, g)
+            verts = S.model.mesh(ident, expr * 0)
+            dressed = S.dress(verts, alb.vertex_fields(S.model, app), app)
+            verts, faces, fields, extra = dressed[0], dressed[1], dressed[2], tuple(dressed[3:])
+            off = torch.tensor([[0.55 * (1 if i % 2 else -1), 0.35 * (1 if i % 3 == 0 else -1), 0.0]], device=device)
+            cam = orbit_labels(torch.zeros(1, device=device), torch.tensor([math.radians(10 * (i - 3))], device=device),
+                               torch.full((1,), 2.7, device=device), off, torch.full((1,), 50.0, device=device), torch.zeros(1, device=device))
+            frame = sh.world_to_dpr(camera.split_label(cam)[0])
+            bg = alb.sample_background(1, 640, 640, g, device)
+            with torch.no_grad():
+                res = S.render(verts, faces, fields, *extra, app, cam, bg, {"in": light}, frame)
+            u8 = (alb.to_srgb(res["rgb_in"][0].permute(1, 2, 0)).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+            normal = res["normal"][0].permute(1, 2, 0).cpu().numpy()
+            albedo = res["albedo"][0].permute(1, 2, 0).cpu().numpy()
+            Kn = camera.split_label(cam)[1][0].cpu().numpy()
+            Kpx = np.array([[Kn[0, 0] * 640, 0, 319.5], [0, Kn[1, 1] * 640, 319.5], [0, 0, 1]])
+            fs = fl(u8)
+            if not fs or fs[0].landmarks is None:
+                continue
+            lm = fs[0].landmarks
+            centre = (lm[:, :2].min(0) + lm[:, :2].max(0)) / 2
+            out["off_axis_deg"].append(math.degrees(math.atan(np.linalg.norm(centre - 319.5) / Kpx[0, 0])))
+            lin = srgb_to_linear(u8.astype(np.float32) / 255).astype(np.float32)
+            pose = solve_pose(lm, Kpx)
+            xy = np.clip(np.round(lm[:468, :2]).astype(int), 0, 639)
+            gt = normal[xy[:, 1], xy[:, 0]] @ frame[0].cpu().numpy().T
+            ok = np.linalg.norm(gt, axis=1) > 0.5
+            gt = gt / np.maximum(np.linalg.norm(gt, axis=1, keepdims=True), 1e-9)
+            for mode in ("optical", "landmarks"):
+                cfg = LightingConfig(normals=mode)
+                s = face_samples(lin, lm, pose.rotation, cfg, K=Kpx)
+                u = (s.weight[:468] > 0) & ok
+                out[f"normal_err_{mode}"].append(float(np.degrees(np.arccos(np.clip((s.normals[:468][u] * gt[u]).sum(1), -1, 1))).mean()))
+                a_true = np.median(albedo[xy[:, 1], xy[:, 0]][u], 0)
+                e = estimate_lighting(lin, lm, pose.rotation, K=Kpx, config=cfg, skin_albedo=a_true)
+                out[f"shade_face_{mode}"].append(metrics(e.sh, light_np)["shade_face"] if e.ok else float("nan"))
+            print(f"off-axis: head {i + 1}/{n} done", flush=True)
+    return {k: [round(float(x), 3) for x in v] for k, v in out.items()} | {
+        k + "_mean": float(np.nanmean(v)) for k, v in out.items() if v}
+
+
 # ------------------------------------------------------------------------------------------
 # suite 3: real portraits
 # ------------------------------------------------------------------------------------------
@@ -505,7 +570,8 @@ def plot_errors(rows: list[dict], lights, path: Path) -> None:
         med = [np.median([r["shade_face"] for r in rs if r["light"] == n and r.get("ok", True) and "shade_face" in r] or [np.nan]) for n in names]
         ax.plot(x + (k - 2) * 0.1, med, markers[k], ms=4, label=label)
     ax.set_xticks(x)
-    ax.set_xticklabels([n.split(":")[1] for n in names], rotation=70, fontsize=7)
+    ax.set_xticklabels([n.split(":")[1] if n.startswith("dir:") else n.replace(":", " ") for n in names], rotation=70, fontsize=7)
+    ax.set_ylim(0, 0.9)
     ax.set_ylabel("RMS shading error / RMS true shading")
     ax.set_title("Median shading error over face-like normals (within 60 deg of the view) per test light", fontsize=9)
     ax.grid(alpha=0.3)
@@ -527,7 +593,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cache", type=Path, default=None, help="keep the head renders here between runs")
     ap.add_argument("--images", type=Path, default=REPO / "docs" / "images", help="where the plots go")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["mesh", "heads", "portraits"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["mesh", "heads", "offaxis", "portraits"])
     ap.add_argument("--json", type=Path, default=None, help="also write every summary number to this JSON file")
     args = ap.parse_args()
 
@@ -587,6 +653,11 @@ def main() -> None:
         if ex:
             plot_balls(ex, args.images / "light_balls.png")
         print(f"heads suite: {time.time() - t0:.0f} s", flush=True)
+    if "offaxis" not in args.skip:
+        oa = offaxis_suite(6, args.device)
+        result["off-axis heads"] = oa
+        report.append(f"**off-axis heads**: {json.dumps(oa)}\n")
+        print(f"off-axis suite: {time.time() - t0:.0f} s", flush=True)
     if "portraits" not in args.skip and args.portraits_dir.is_dir():
         _, ps = portraits_suite(args.portraits_dir, args.portraits)
         result["portraits"] = ps

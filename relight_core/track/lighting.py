@@ -73,8 +73,8 @@ expression. MediaPipe reconstructs the face as seen along the ray from the camer
 so these normals are rotated from that ray to the optical axis (:func:`ray_rotation`, with the
 plate intrinsics ``K``; default: the tracker's default lens, :func:`.pose.plate_intrinsics`); for
 a face in the image centre this is the identity, for a face 15 degrees off-axis it removes a
-15-degree tilt of every normal (measured: mean normal error 14.6 -> 13.4 deg, ``optical`` vs
-``landmarks`` in docs/LIGHT_ESTIMATION.md).
+15-degree tilt of every normal (measured on synthetic heads 11-15 degrees off-axis: mean normal
+error 18.2 -> 14.0 deg, face shading error 0.163 -> 0.129; docs/LIGHT_ESTIMATION.md).
 
 ``rotation`` is accepted for the pose-based alternatives (``LightingConfig.normals``:
 ``"affine"``, the landmark shape mapped by the affine transform that best fits it to the canonical
@@ -97,7 +97,11 @@ Luminance first: ``Y(v) = B(n_v) . f`` with the DPR shading basis ``B`` (``sh.sh
 by iteratively reweighted least squares: Huber weights (threshold ``huber`` robust standard
 deviations) for half the iterations, then Tukey's biweight (``tukey``), which gives gross outliers
 (specular highlights, cast shadows, stubble, hair strands) zero weight; the residual scale is the
-MAD of the residuals, floored at ``noise_floor`` of the median luminance. The prior above is added
+MAD of the residuals, floored at ``noise_floor`` of the median luminance. The fit is also
+restarted from five subsets of the face (without the lower face, where a beard may cover a
+third of the samples; without the forehead; the band between; each side) and the candidate with
+the least sum of its ``trim`` smallest squared residuals is kept (least trimmed squares), which
+rejects contiguous albedo changes a single robust fit cannot. The prior above is added
 to the normal equations with the data term scaled by ``1 / (correlation sigma^2)``. Then each
 channel with the same robust weights, its prior centred on the luminance solution rescaled to the
 channel. ``residual`` is the RMS luminance residual of the inliers (within ``tukey`` robust
@@ -131,6 +135,7 @@ __all__ = [
     "mesh_normals",
     "shading_basis_np",
     "light_to_crop_frame",
+    "ray_rotation",
     "DEFAULT_SKIN_ALBEDO",
     "SKIN_LUMINANCE",
     "TRIANGLES_PATH",
@@ -227,7 +232,7 @@ class LightEstimate:
             says why; nothing raises for bad frames or landmarks.
         reason: "" when ok, else why not (e.g. "landmarks outside the image").
         samples: number of vertices used.
-        normals: which normals were used ("landmarks", "affine" or "canonical").
+        normals: which normals were used ("landmarks", "optical", "affine" or "canonical").
     """
 
     sh: np.ndarray
@@ -319,24 +324,29 @@ def mesh_normals(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.where(norm > 1e-12, n / np.maximum(norm, 1e-300), 0.0)
 
 
-def _occluded(p: np.ndarray, triangles: np.ndarray, eps: float) -> np.ndarray:
+def _occluded(p: np.ndarray, triangles: np.ndarray, eps: float, which: np.ndarray | None = None) -> np.ndarray:
     """Vertices hidden behind another part of the mesh (weak perspective, ``z`` = depth, smaller
-    is closer): ``[V]`` bool."""
+    is closer): ``[V]`` bool; only the vertices in ``which`` (bool ``[V]``) are tested."""
     V = p.shape[0]
+    idx = np.arange(V) if which is None else np.nonzero(which)[0]
+    out = np.zeros(V, bool)
+    if idx.size == 0:
+        return out
+    q = p[idx]
     a, b, c = (p[triangles[:, k]] for k in range(3))  # [F, 3]
     den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])  # [F]
     good = np.abs(den) > 1e-9
     den = np.where(good, den, 1.0)
-    dx = p[:, None, 0] - c[None, :, 0]
-    dy = p[:, None, 1] - c[None, :, 1]
-    l0 = ((b[:, 1] - c[:, 1])[None] * dx + (c[:, 0] - b[:, 0])[None] * dy) / den[None]
-    l1 = ((c[:, 1] - a[:, 1])[None] * dx + (a[:, 0] - c[:, 0])[None] * dy) / den[None]
+    dx = q[:, None, 0] - c[None, :, 0]
+    dy = q[:, None, 1] - c[None, :, 1]
+    l0 = ((b[:, 1] - c[:, 1]) / den)[None] * dx + ((c[:, 0] - b[:, 0]) / den)[None] * dy
+    l1 = ((c[:, 1] - a[:, 1]) / den)[None] * dx + ((a[:, 0] - c[:, 0]) / den)[None] * dy
     l2 = 1 - l0 - l1
     inside = (l0 > 1e-6) & (l1 > 1e-6) & (l2 > 1e-6) & good[None]
     zt = l0 * a[None, :, 2] + l1 * b[None, :, 2] + l2 * c[None, :, 2]
-    own = (triangles[None, :, :] == np.arange(V)[:, None, None]).any(-1)
-    hidden = inside & ~own & (zt < p[:, None, 2] - eps)
-    return hidden.any(1)
+    own = (triangles[None, :, :] == idx[:, None, None]).any(-1)
+    out[idx] = (inside & ~own & (zt < q[:, None, 2] - eps)).any(1)
+    return out
 
 
 def _rotation_ok(R) -> str:
@@ -496,7 +506,7 @@ def face_samples(rgb_linear: np.ndarray, landmarks: np.ndarray, rotation: np.nda
     facing = -n_raw[:, 2]  # cosine with the viewing direction (weak perspective, MediaPipe's frame)
     wf = np.clip((facing - cfg.min_facing) / (cfg.full_facing - cfg.min_facing), 0.0, 1.0)
     hidden = np.zeros(478, bool)
-    hidden[:468] = _occluded(p, topo.triangles, 0.01 * size)
+    hidden[:468] = _occluded(p, topo.triangles, 0.01 * size, (~topo.excluded[:468]) & (wf[:468] > 0))
     col = np.full((478, 3), np.nan)
     valid = np.zeros(478, bool)
     col[:468], valid[:468] = _blurred_samples(rgb_linear, p[:, :2], max(cfg.blur * size, 0.0))
@@ -533,6 +543,25 @@ def _prior_precision(dc: float, cfg: LightingConfig) -> np.ndarray:
     return 1.0 / s**2  # DC: 0 (flat prior)
 
 
+def _solve(M: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve the small symmetric positive-definite system ``M x = b`` (Gaussian elimination
+    without pivoting, in numpy). LAPACK through a multi-threaded BLAS can take milliseconds per
+    9x9 solve when the CPU is busy (thread contention); this takes tens of microseconds."""
+    A = np.array(M, dtype=np.float64)
+    x = np.array(b, dtype=np.float64)
+    n = A.shape[0]
+    for k in range(n):
+        piv = A[k, k]
+        if not abs(piv) > 1e-300:
+            raise np.linalg.LinAlgError("singular matrix")
+        f = A[k + 1:, k] / piv
+        A[k + 1:, k:] -= f[:, None] * A[k, k:]
+        x[k + 1:] -= f[:, None] * x[k] if x.ndim == 2 else f * x[k]
+    for k in range(n - 1, -1, -1):
+        x[k] = (x[k] - A[k, k + 1:] @ x[k + 1:]) / A[k, k]
+    return x
+
+
 @lru_cache(maxsize=1)
 def _start_subsets() -> tuple[np.ndarray, ...]:
     """Vertex subsets ``[478]`` bool the robust fit restarts from (canonical face coordinates:
@@ -556,7 +585,7 @@ def _irls(B, y, w, cfg: LightingConfig, rw, sigma, dc, huber_iters: int, tukey_i
     for it in range(huber_iters + tukey_iters):
         d = w * rw / (cfg.correlation * sigma**2)
         M = (B * d[:, None]).T @ B + np.diag(_prior_precision(max(f[0], 0.05 * med / _DC_SHADING), cfg))
-        f = np.linalg.solve(M, (B * d[:, None]).T @ y)
+        f = _solve(M, (B * d[:, None]).T @ y)
         r = y - B @ f
         a = np.abs(r[w > 0])
         sigma = max(1.4826 * float(np.median(a)), floor) if a.size else floor
@@ -603,7 +632,7 @@ def _channel_fit(B: np.ndarray, yc: np.ndarray, d: np.ndarray, mu: np.ndarray, c
     lam = np.full(9, 1.0 / (cfg.prior_chroma * max(mu[0], 1e-12)) ** 2)
     lam[0] = 0.0
     M = (B * d[:, None]).T @ B + np.diag(lam)
-    return np.linalg.solve(M, (B * d[:, None]).T @ yc + lam * mu)
+    return _solve(M, (B * d[:, None]).T @ yc + lam * mu)
 
 
 def _fail(reason: str, samples: int = 0, normals: str = "") -> LightEstimate:
