@@ -155,3 +155,14 @@ def front_camera(head):
     m[:3, 0], m[:3, 1], m[:3, 2] = (1, 0, 0), (0, 0, -1), (0, 1, 0)
     m[:3, 3] = np.asarray(head) + np.asarray(FRONT_CAMERA_OFFSET)
     return m
+
+
+def add_light(scene, kind, location, **props):
+    """A light object of type `kind` ("POINT", "SUN", "SPOT", "AREA") at `location`, with data properties."""
+    data = bpy.data.lights.new(kind.lower(), kind)
+    for key, value in props.items():
+        setattr(data, key, value)
+    ob = bpy.data.objects.new(kind.lower(), data)
+    ob.location = location
+    scene.collection.objects.link(ob)
+    return ob

@@ -12,6 +12,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import blender_oracle
 import bpy
 import pytest
 
@@ -117,26 +118,18 @@ def test_export_format_matches_relight_core(addon):
     assert (addon.scene_export.FORMAT, addon.scene_export.VERSION) == (scene.FORMAT, scene.VERSION)
 
 
-def _add_light(scene, kind, location, **props):
-    data = bpy.data.lights.new(kind.lower(), kind)
-    for k, v in props.items():
-        setattr(data, k, v)
-    ob = bpy.data.objects.new(kind.lower(), data)
-    ob.location = location
-    scene.collection.objects.link(ob)
-    return ob
 
 
 def test_export_operator_frame_range_in_background(empty_scene, tmp_path):
     from relight_core import scene as rscene
 
     sc = empty_scene
-    key = _add_light(sc, "POINT", (0, -2, 1), energy=100.0)
+    key = blender_oracle.add_light(sc, "POINT", (0, -2, 1), energy=100.0)
     key.keyframe_insert("location", frame=1)
     key.location = (2, -2, 1)
     key.keyframe_insert("location", frame=3)
-    _add_light(sc, "SPOT", (1, 1, 1), energy=10.0).hide_render = True  # not rendered: not exported
-    hidden = _add_light(sc, "SUN", (0, 0, 5), energy=2.0)
+    blender_oracle.add_light(sc, "SPOT", (1, 1, 1), energy=10.0).hide_render = True  # not rendered: not exported
+    hidden = blender_oracle.add_light(sc, "SUN", (0, 0, 5), energy=2.0)
     hidden.hide_set(True)  # hidden in the viewport only: it still renders, so it is exported
     cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
     sc.collection.objects.link(cam)

@@ -33,14 +33,6 @@ NOISE_PIXEL = 0.03  # of sum(E)/pi; Monte Carlo noise of area lights and worlds 
 COEF_TOL = 0.02  # of c_0; measured worst case 0.0095 (spot in its blend region; printed with -s)
 
 
-def _light(scene, kind, location, **props):
-    data = bpy.data.lights.new(kind.lower(), kind)
-    for k, v in props.items():
-        setattr(data, k, v)
-    ob = bpy.data.objects.new(kind.lower(), data)
-    ob.location = location
-    scene.collection.objects.link(ob)
-    return ob
 
 
 def _aim(ob, target, off_axis_deg=0.0):
@@ -59,67 +51,67 @@ def _near(*offset):
 
 
 def sun_small(sc):
-    _light(sc, "SUN", (0, 0, 0), energy=3.0, angle=math.radians(2)).rotation_euler = (0.6, 0.3, 0.2)
+    oracle.add_light(sc, "SUN", (0, 0, 0), energy=3.0, angle=math.radians(2)).rotation_euler = (0.6, 0.3, 0.2)
 
 
 def sun_wide_coloured_exposed(sc):
-    ob = _light(sc, "SUN", (0, 0, 0), energy=1.0, angle=math.radians(90), color=(1.0, 0.8, 0.6))
+    ob = oracle.add_light(sc, "SUN", (0, 0, 0), energy=1.0, angle=math.radians(90), color=(1.0, 0.8, 0.6))
     ob.data.exposure = 1.0
     ob.rotation_euler = (-0.9, 0.4, 0.0)
 
 
 def point_small(sc):
-    _light(sc, "POINT", _near(1.0, -1.5, 1.0), energy=500.0, shadow_soft_size=0.1, color=(1.0, 0.5, 0.25))
+    oracle.add_light(sc, "POINT", _near(1.0, -1.5, 1.0), energy=500.0, shadow_soft_size=0.1, color=(1.0, 0.5, 0.25))
 
 
 def point_large_soft_falloff(sc):
-    _light(sc, "POINT", _near(-1.2, -0.6, 0.5), energy=300.0, shadow_soft_size=0.6)
+    oracle.add_light(sc, "POINT", _near(-1.2, -0.6, 0.5), energy=300.0, shadow_soft_size=0.6)
 
 
 def point_sphere_unnormalized(sc):
-    ob = _light(sc, "POINT", _near(0.5, -1.0, -0.8), energy=50.0, shadow_soft_size=0.4)
+    ob = oracle.add_light(sc, "POINT", _near(0.5, -1.0, -0.8), energy=50.0, shadow_soft_size=0.4)
     ob.data.use_soft_falloff = False
     ob.data.normalize = False
 
 
 def point_blackbody(sc):
-    ob = _light(sc, "POINT", _near(0.0, -1.5, 1.0), energy=400.0, shadow_soft_size=0.05)
+    ob = oracle.add_light(sc, "POINT", _near(0.0, -1.5, 1.0), energy=400.0, shadow_soft_size=0.05)
     ob.data.use_temperature = True
     ob.data.temperature = 3200.0
 
 
 def spot_inside_cone(sc):
-    ob = _light(sc, "SPOT", _near(-1.0, -1.5, 1.2), energy=800.0, shadow_soft_size=0.05,
+    ob = oracle.add_light(sc, "SPOT", _near(-1.0, -1.5, 1.2), energy=800.0, shadow_soft_size=0.05,
                 spot_size=math.radians(45), spot_blend=0.15)
     _aim(ob, HEAD)
 
 
 def spot_blend_region_scaled(sc):
-    ob = _light(sc, "SPOT", _near(1.5, -1.2, 0.3), energy=800.0, shadow_soft_size=0.1,
+    ob = oracle.add_light(sc, "SPOT", _near(1.5, -1.2, 0.3), energy=800.0, shadow_soft_size=0.1,
                 spot_size=math.radians(60), spot_blend=0.5)
     _aim(ob, HEAD, off_axis_deg=24.0)
     ob.scale = (1.0, 1.15, 1.0)
 
 
 def area_square(sc):
-    _aim(_light(sc, "AREA", _near(-1.0, -1.0, 0.5), energy=300.0, size=0.8), HEAD)
+    _aim(oracle.add_light(sc, "AREA", _near(-1.0, -1.0, 0.5), energy=300.0, size=0.8), HEAD)
 
 
 def area_rectangle_scaled_unnormalized_tilted(sc):
-    ob = _light(sc, "AREA", _near(1.0, -0.8, 0.6), energy=40.0, shape="RECTANGLE", size=1.0, size_y=0.4)
+    ob = oracle.add_light(sc, "AREA", _near(1.0, -0.8, 0.6), energy=40.0, shape="RECTANGLE", size=1.0, size_y=0.4)
     ob.data.normalize = False
     _aim(ob, HEAD, off_axis_deg=40.0)
     ob.scale = (1.5, 1.0, 1.0)
 
 
 def area_ellipse_spread(sc):
-    ob = _light(sc, "AREA", _near(0.2, -1.2, 0.9), energy=150.0, shape="ELLIPSE", size=0.6, size_y=0.3,
+    ob = oracle.add_light(sc, "AREA", _near(0.2, -1.2, 0.9), energy=150.0, shape="ELLIPSE", size=0.6, size_y=0.3,
                 spread=math.radians(60))
     _aim(ob, HEAD, off_axis_deg=10.0)
 
 
 def area_disk_near_field(sc):
-    _aim(_light(sc, "AREA", _near(0.0, -0.6, 0.3), energy=100.0, shape="DISK", size=1.0), HEAD)
+    _aim(oracle.add_light(sc, "AREA", _near(0.0, -0.6, 0.3), energy=100.0, shape="DISK", size=1.0), HEAD)
 
 
 def world_constant(sc):
@@ -185,9 +177,9 @@ def world_environment_image(sc, tmp_path):
 
 
 def rig_with_world(sc):
-    _aim(_light(sc, "AREA", _near(-1.2, -1.2, 0.6), energy=200.0, size=0.5), HEAD)
-    _light(sc, "POINT", _near(1.5, -1.0, 0.2), energy=60.0, shadow_soft_size=0.2, color=(0.6, 0.7, 1.0))
-    _light(sc, "SUN", (0, 0, 0), energy=1.5).rotation_euler = (math.radians(-60), 0.0, math.radians(160))
+    _aim(oracle.add_light(sc, "AREA", _near(-1.2, -1.2, 0.6), energy=200.0, size=0.5), HEAD)
+    oracle.add_light(sc, "POINT", _near(1.5, -1.0, 0.2), energy=60.0, shadow_soft_size=0.2, color=(0.6, 0.7, 1.0))
+    oracle.add_light(sc, "SUN", (0, 0, 0), energy=1.5).rotation_euler = (math.radians(-60), 0.0, math.radians(160))
     world_constant(sc)
     sc.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.3
 
