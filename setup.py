@@ -37,6 +37,9 @@ def cuda_extensions():
 
 extensions, commands = cuda_extensions()
 
+# Identity embeddings for `relight eval` (dlib's ResNet face descriptor and its model files).
+EVAL = ["dlib-bin>=19.24", "face-recognition-models==0.3.0"]
+
 setup(
     name="relight",
     version="0.1.0",
@@ -56,10 +59,14 @@ setup(
         "OpenEXR>=3.3,<4",
         "tifffile>=2023.1",
         "mediapipe==0.10.21",  # the last release that ships its face models inside the wheel
+        "opencv-contrib-python>=4.9",  # the OpenCV build mediapipe itself pulls in; one cv2, not two
+        "PyMCubes>=0.1.4",  # marching cubes for head meshes
+        "trimesh>=4",  # mesh clean-up and PLY/OBJ/GLB export
     ],
     extras_require={
         # bpy (Blender as a Python module) runs the add-on tests; its wheels exist for Python 3.11.
-        "test": ["pytest>=8", "bpy==4.5.15; python_version == '3.11'"],
+        "test": ["pytest>=8", "bpy==4.5.15; python_version == '3.11'", *EVAL],
+        "eval": EVAL,
         "ocio": ["opencolorio>=2.3"],
     },
     entry_points={"console_scripts": ["relight = relight_core.cli:main"]},
