@@ -14,7 +14,8 @@ class RELIGHT_AddonPreferences(bpy.types.AddonPreferences):
         name="Worker Python",
         description=(
             "Python interpreter of an environment where relight_core is installed; it runs the "
-            "Relight worker. Empty: python3 on the system PATH"
+            "Relight worker in its own process. Empty: $RELIGHT_PYTHON, else relight_core inside "
+            "Blender's own Python when it is installed there"
         ),
         subtype="FILE_PATH",
         default="",
@@ -31,9 +32,19 @@ class RELIGHT_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context):
+        from . import backend
+
         layout = self.layout
         layout.prop(self, "python_path")
         layout.prop(self, "device")
+        running = backend.current()
+        info = running.info if running is not None else None
+        if info:
+            gpu = info.get("gpu") or "no CUDA GPU"
+            layout.label(text=f"Worker: relight_core {info['relight_core']}, torch {info['torch']}, {gpu}", icon="CHECKMARK")
+            layout.label(text=f"Weights: {info['weights'][:90]}")
+        else:
+            layout.label(text="Worker: not running (it starts when a Relight operator or render needs it)")
 
 
 def get(context=None):

@@ -19,8 +19,53 @@ class RELIGHT_PG_settings(bpy.types.PropertyGroup):
     )
     plate_colorspace: StringProperty(
         name="Plate Colour Space",
-        description="OCIO colour space the plate is encoded in (Blender's config or $OCIO)",
-        default="sRGB",
+        description=("OCIO colour space the plate is encoded in (Blender's config or $OCIO); empty: sRGB for "
+                     "8/16-bit images and video, linear for EXR"),
+        default="",
+    )
+    plate_clip: PointerProperty(name="Plate Clip", description="The loaded plate (Load Plate)", type=bpy.types.MovieClip)
+    plate_camera: PointerProperty(
+        name="Plate Camera",
+        description="The camera that filmed the plate (Track Plate creates it); other cameras give novel views",
+        type=bpy.types.Object,
+    )
+    plate_focal_mm: FloatProperty(
+        name="Plate Lens",
+        description="Focal length the plate was shot with, on the sensor width below (tracking and the plate camera)",
+        default=50.0, min=1.0, soft_max=300.0, unit="CAMERA",
+    )
+    plate_sensor_width: FloatProperty(
+        name="Plate Sensor Width",
+        description="Sensor width the plate lens refers to (36 mm: full-frame equivalent)",
+        default=36.0, min=1.0, soft_max=100.0, unit="CAMERA",
+    )
+    weights: StringProperty(
+        name="Weights",
+        description="Relight checkpoint (.safetensors); empty: the weights shipped with relight_core",
+        subtype="FILE_PATH",
+        default="",
+    )
+    cache_dir: StringProperty(
+        name="Cache Folder",
+        description="Where the worker writes relit frames and passes (re-renders reuse finished frames)",
+        subtype="DIR_PATH",
+        default="//relight_cache/",
+    )
+    warmup_frames: IntProperty(
+        name="Warm-up Frames",
+        description="Plate frames before each rendered frame that are tracked and relit again (not written), so "
+                    "tracking smoothing and the temporal network are settled: more is steadier and slower",
+        default=4, min=0, max=32,
+    )
+    env_height: IntProperty(
+        name="Light Map Height",
+        description="Height in pixels of the world image Light from Plate makes (width is twice it)",
+        default=64, min=8, max=1024,
+    )
+    mesh_resolution: IntProperty(
+        name="Mesh Resolution",
+        description="Grid size of the head mesh extraction (marching cubes); more is finer and slower",
+        default=256, min=32, max=1024,
     )
     subject: PointerProperty(
         name="Head",

@@ -24,7 +24,9 @@ class RELIGHT_PT_main(bpy.types.Panel):
         layout.use_property_decorate = False
         col = layout.column()
         col.prop(s, "plate_path")
+        col.operator("relight.load_plate", icon="FILE_MOVIE")
         col.prop(s, "plate_colorspace")
+        col.prop(s, "plate_focal_mm")
         col.prop(s, "subject")
         col.separator()
         col.prop(s, "light_source")
@@ -33,7 +35,38 @@ class RELIGHT_PT_main(bpy.types.Panel):
         col.prop(s, "exposure")
         prefs = preferences.get(context)
         if prefs is not None and not prefs.python_path:
-            layout.label(text="Worker Python: system python3 (set it in Preferences)", icon="INFO")
+            layout.label(text="Worker Python not set: using relight_core in Blender's Python", icon="INFO")
+        if context.scene.render.engine != "RELIGHT":
+            layout.label(text="Render engine is not Relight (F12 renders with it)", icon="INFO")
+
+
+class RELIGHT_PT_plate(bpy.types.Panel):
+    bl_idname = "RELIGHT_PT_plate"
+    bl_label = "Plate"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Relight"
+    bl_parent_id = "RELIGHT_PT_main"
+
+    def draw(self, context):
+        s = context.scene.relight
+        layout = self.layout
+        layout.operator_context = "INVOKE_DEFAULT"  # modal: progress in the header, Esc cancels
+        col = layout.column(align=True)
+        col.operator("relight.track_plate", icon="TRACKER")
+        col.operator("relight.preview_frame", icon="RENDER_STILL")
+        col.operator("relight.light_from_plate", icon="WORLD")
+        col.operator("relight.extract_head_mesh", icon="MESH_MONKEY")
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(s, "plate_camera")
+        col.prop(s, "weights")
+        col.prop(s, "cache_dir")
+        col.prop(s, "warmup_frames")
+        col.prop(s, "env_height")
+        col.prop(s, "mesh_resolution")
+        layout.operator("relight.release", icon="X")
 
 
 class RELIGHT_PT_export(bpy.types.Panel):

@@ -76,6 +76,7 @@ __all__ = [
     "rotate",
     "project_envmap",
     "envmap_directions",
+    "sh_to_envmap",
     "directional",
     "ambient",
     "to_gray",
@@ -648,3 +649,33 @@ def rotating(t, *, elevation: float = 0.5, irradiance: float = 3.0, ambient_radi
     d = torch.stack((math.cos(e) * torch.sin(a), -math.cos(e) * torch.cos(a), torch.full_like(a, math.sin(e))), dim=-1)
     c = directional(d, irradiance, dtype=torch.float64) + ambient(ambient_radiance, dtype=torch.float64)
     return c.to(tt.dtype)
+
+
+def sh_to_envmap(coeffs, height: int, width: int, *, clamp: bool = False) -> torch.Tensor:
+    """The radiance an SH light describes, as an equirectangular map (inverse of :func:`project_envmap`).
+
+    ``L(w) = pi * sum_i c_i Y_i(w)`` at every texel centre (:func:`envmap_directions` layout:
+    Blender's Environment Texture, image centre +X, top row +Z), with the directions read in
+    the frame the coefficients are given in (rotate them first, :func:`rotate`, to place the
+    light in a Blender world). ``project_envmap(sh_to_envmap(c, H, W))`` gives back ``c`` up to
+    the texel discretisation (<1e-3 relative at 32 x 64).
+
+    Args:
+        coeffs: grey ``[9]`` or coloured ``[9, 3]`` coefficients (``c = L / pi``).
+        height, width: map size in texels (an equirectangular map has ``width = 2 * height``).
+        clamp: set negative radiance (SH ringing behind strong lights) to 0, as a renderer's
+            world needs; the map then no longer projects exactly back onto ``coeffs``.
+
+    Returns:
+        ``[height, width]`` (grey) or ``[height, width, 3]`` (coloured) linear radiance; float64
+        for float64 coefficients, else float32.
+    """
+    c, coloured = _coeffs(coeffs)
+    if c.dim() != (2 if coloured else 1):
+        raise ValueError(f"coeffs: expected one light, [9] or [9, 3], got {list(c.shape)}")
+    basis = _basis(envmap_directions(height, width).to(c.device))  # [H, W, 9] float64
+    c64 = c.to(torch.float64)
+    radiance = math.pi * (basis @ c64)  # [H, W] or [H, W, 3]
+    if clamp:
+        radiance = radiance.clamp_min(0.0)
+    return radiance.to(c.dtype if c.dtype == torch.float64 else torch.float32)

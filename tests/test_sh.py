@@ -372,3 +372,39 @@ def test_camera_and_head_frames_describe_the_same_light():
     torch.testing.assert_close(head_to_camera(camera_to_head(light, cam2world), cam2world), light)
     frontal = split_label(orbit_camera(torch.tensor(0.0), torch.tensor(0.0)))[0].double()
     torch.testing.assert_close(camera_to_head(light, frontal), light, atol=1e-6, rtol=0)
+
+
+class TestShToEnvmap:
+    def test_projects_back_onto_the_coefficients(self):
+        light = sh.preset("gel_blue_orange").double()  # coloured [9, 3]
+        env = sh.sh_to_envmap(light, 32, 64)
+        assert env.shape == (32, 64, 3) and env.dtype == F64
+        torch.testing.assert_close(sh.project_envmap(env), light, atol=2e-3 * light.abs().max().item(), rtol=0)
+        grey = sh.to_gray(light)
+        assert sh.sh_to_envmap(grey, 16, 32).shape == (16, 32)
+
+    def test_known_values_and_layout(self):
+        # uniform white world of radiance 2: c_0 = 2 * 2 / sqrt(pi), everything else 0
+        env = sh.sh_to_envmap(sh.ambient(2.0, dtype=F64), 8, 16)
+        torch.testing.assert_close(env, torch.full((8, 16), 2.0, dtype=F64))
+        # a light from +Z (the top rows) is brightest at the top row, darkest at the bottom
+        top = sh.sh_to_envmap(sh.directional((0.0, 0.0, 1.0), 1.0, dtype=F64), 16, 32)
+        assert top[0].mean() > 0.3 > top[-1].mean()
+        # from +X: brightest in the image centre column (Blender's Environment Texture layout)
+        side = sh.sh_to_envmap(sh.directional((1.0, 0.0, 0.0), 1.0, dtype=F64), 16, 32)
+        assert int(side[8].argmax()) in (15, 16)
+
+    def test_clamp_removes_negative_ringing(self):
+        light = sh.directional((0.0, 0.0, 1.0), 5.0, dtype=F64)
+        raw = sh.sh_to_envmap(light, 16, 32)
+        assert raw.min() < 0  # the order-2 reconstruction rings below zero
+        clamped = sh.sh_to_envmap(light, 16, 32, clamp=True)
+        assert clamped.min() == 0 and torch.equal(clamped[raw > 0], raw[raw > 0])
+
+    def test_bad_input(self):
+        with pytest.raises(ValueError, match="coeffs"):
+            sh.sh_to_envmap(torch.zeros(4), 8, 16)
+        with pytest.raises(ValueError, match="one light"):
+            sh.sh_to_envmap(torch.zeros(2, 9), 8, 16)
+        with pytest.raises(ValueError, match="height"):
+            sh.sh_to_envmap(torch.zeros(9), 0, 16)

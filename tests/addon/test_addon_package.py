@@ -14,6 +14,7 @@ from pathlib import Path
 
 import blender_oracle
 import bpy
+import install_check
 import pytest
 
 from conftest import ADDON_MODULE, REPO
@@ -57,8 +58,7 @@ def test_installs_enables_and_exits_cleanly(addon_zip, tmp_path):
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "result.json").read_text())
-    everything = {"classes": ["RELIGHT_OT_export_scene", "RELIGHT_PT_main", "RELIGHT_PT_export"],
-                  "scene_settings": True, "enabled": True}
+    everything = {"classes": list(install_check.CLASSES), "scene_settings": True, "enabled": True}
     assert res["install"] == ["FINISHED"]
     assert res["after_install"] == everything
     assert res["prefs"] == ["RELIGHT_AddonPreferences", "bl_ext.user_default.relight", "/usr/bin/python3", "CPU"]
@@ -93,6 +93,9 @@ def test_register_unregister_is_clean(addon):
 def test_ids_use_the_prefix(addon):
     assert addon.operators.RELIGHT_OT_export_scene.bl_idname.startswith("relight.")
     for cls in addon.classes:
+        if cls is addon.engine.RELIGHT_RenderEngine:
+            assert cls.bl_idname == "RELIGHT"  # the name scene.render.engine takes
+            continue
         assert getattr(cls, "bl_idname", cls.__name__).startswith(("RELIGHT_", "relight.", ADDON_MODULE))
 
 
