@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The one script run on the GPU machine (an H100; Python 3.12, torch + CUDA, nvcc; no network).
 #
-# Steps: print the machine and versions; build cuda_ext/ in place when it has sources; run the GPU
-# tests (pytest -m cuda); benchmark paper and small in fp32 and bf16 on cuda (50 iterations after
-# 10 warm-up); concatenate the tables into $OUT/BENCH.md. A failed step does not stop the others;
-# the script exits non-zero at the end if any step failed. Everything printed is also in
-# $OUT/device_log.txt.
+# Steps: print the machine and versions; build cuda_ext/ in place (relight_core._cuda) and check
+# that it loads; run the GPU tests (pytest -m cuda, kernels against their torch twins included);
+# benchmark paper and small on cuda as a ladder in one process each, so the ratios are honest:
+# modes eager (torch reference), kernels (fused CUDA renderer), graphs (+ CUDA graphs), each in
+# fp32 and bf16 (50 iterations after 10 warm-up), plus a torch.profiler table of the paper video
+# frame; then, with whatever time is left (capped), paper bf16 with torch.compile; finally
+# concatenate the tables into $OUT/BENCH.md. A failed step does not stop the others; the script
+# exits non-zero at the end if any step failed. Everything printed is also in $OUT/device_log.txt.
+# Budget: about 8 minutes in all (the compile step gets what is left of it, or is skipped).
 #
 # Usage (from anywhere):  OUT=/some/folder scripts/device_check.sh
 #   OUT                 output folder (default: out/device in the repository)
 #   RELIGHT_GIT_COMMIT  commit recorded in the results when the copy has no .git (default: unknown)
 #
 # Files written (8 at most, as the device tool brings back): device_log.txt, BENCH.md,
-# bench_paper/bench.{json,md}, bench_small/bench.{json,md}.
+# bench_paper/bench.{json,md}, bench_paper/profile.txt, bench_small/bench.{json,md}.
 
 set -uo pipefail
 
@@ -26,7 +30,11 @@ export PYTHONUNBUFFERED=1
 ITERATIONS=50
 WARMUP=10
 CONFIGS=(paper small)
+MODES=eager,kernels,graphs
+BUDGET_S=${BUDGET_S:-470}   # whole script; the compile step gets what is left
 FAILED=()
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}   # build for the H100 only: a shorter compile
+export MAX_JOBS=${MAX_JOBS:-16}
 
 # step NAME COMMAND...: run, report the exit code, remember failures, never stop the script.
 step() {
@@ -69,7 +77,10 @@ build_extension() {
         echo "cuda_ext/ has no sources (.cu/.cpp): nothing to build, skipping"
         return 0
     fi
-    python3 setup.py build_ext --inplace
+    python3 setup.py build_ext --inplace || return 1
+    # The dispatch must find it: prints where it loaded from, or the import error.
+    python3 -c "from relight_core.models import kernels; print('extension', kernels.extension_status()); \
+import sys; sys.exit(kernels.load_extension() is None)"
 }
 
 gpu_tests() {
@@ -84,8 +95,26 @@ gpu_tests() {
 
 benchmark() {
     local config=$1
-    python3 -m relight_core.cli bench --config "$config" --device cuda --precision fp32,bf16 \
-        --iterations "$ITERATIONS" --warmup "$WARMUP" --out "$OUT/bench_$config"
+    local profile=()
+    [ "$config" = paper ] && profile=(--profile)   # of the last variant: graphs bf16
+    python3 -m relight_core.cli bench --config "$config" --device cuda --mode "$MODES" --precision fp32,bf16 \
+        --iterations "$ITERATIONS" --warmup "$WARMUP" --out "$OUT/bench_$config" "${profile[@]}"
+}
+
+# torch.compile of the paper network takes minutes: run it last, capped by the time left.
+benchmark_compile() {
+    local left=$((BUDGET_S - SECONDS))
+    if [ "$left" -lt 90 ]; then
+        echo "skipped: only ${left}s of the ${BUDGET_S}s budget left (compile needs more)"
+        return 0
+    fi
+    echo "time cap ${left}s"
+    timeout --signal=INT --kill-after=15 "$left" python3 -m relight_core.cli bench --config paper --device cuda \
+        --mode compile --precision bf16 --iterations "$ITERATIONS" --warmup "$WARMUP" --append \
+        --out "$OUT/bench_paper"
+    local rc=$?
+    [ "$rc" -eq 124 ] && echo "compile step hit its ${left}s cap (the other results are kept)"
+    return "$rc"
 }
 
 collect_tables() {
@@ -97,6 +126,8 @@ collect_tables() {
         gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
         echo "$(date -u +%Y-%m-%dT%H:%M:%SZ); GPU, driver: ${gpu:-unknown}"
         echo "Batch 1, ${ITERATIONS} timed calls after ${WARMUP} warm-up, random weights; ms per call."
+        echo "Modes: eager = torch reference; kernels = + fused CUDA renderer; graphs = + CUDA graphs"
+        echo "(video frame: FastVideoRelighter); compile = + torch.compile (paper bf16 only, if time allowed)."
         for config in "${CONFIGS[@]}"; do
             echo
             echo "## $config"
@@ -105,6 +136,10 @@ collect_tables() {
                 cat "$OUT/bench_$config/bench.md"
             else
                 echo "(no table: the $config benchmark failed; see device_log.txt)"
+            fi
+            if [ -f "$OUT/bench_$config/profile.txt" ]; then
+                echo
+                echo "Profile of the video frame: bench_$config/profile.txt"
             fi
         done
     } >"$target.tmp" && mv "$target.tmp" "$target" || return 1
@@ -119,6 +154,7 @@ main() {
     for config in "${CONFIGS[@]}"; do
         step "bench_$config" benchmark "$config"
     done
+    step bench_paper_compile benchmark_compile
     step collect collect_tables
     echo
     if [ "${#FAILED[@]}" -gt 0 ]; then

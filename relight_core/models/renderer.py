@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import kernels
 from .config import RelighterConfig
 from .stylegan import EqualizedLinear
 
@@ -155,7 +156,12 @@ class VolumeRenderer(nn.Module):
             cam2world, intrinsics: [B, 4, 4], [B, 3, 3].
         Returns a dict of [*, N, N] images: "features" [L, B, C] (albedo x shading, x2-1), "albedo"
         [B, C] (x2-1), "shading" [L, B, 1], "depth" [B, 1], "opacity" [B, 1].
+
+        On CUDA in eval mode without autograd this runs the fused kernel (models/kernels.py decides);
+        the code below is its reference.
         """
+        if kernels.use_fused_renderer(self, albedo_planes, shading_planes, cam2world, intrinsics):
+            return kernels.fused_render(self, albedo_planes, shading_planes, cam2world, intrinsics)
         cfg, n = self.config, self.config.neural_resolution
         deterministic = not self.training
         batch = albedo_planes.shape[0]
