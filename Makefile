@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench addon install clean
+.PHONY: demo test bench addon addon-compat install clean
 
 $(STAMP): setup.py
 	python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ bench: $(STAMP)
 
 addon: $(STAMP)
 	$(PY) scripts/build_addon.py --out-dir build/addon
+
+# The add-on tests on the oldest and newest supported Blender (separate venvs; not run by CI).
+addon-compat:
+	scripts/addon_compat.sh 4.2.23 5.0.1
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

@@ -62,6 +62,7 @@ setup(
         "opencv-contrib-python>=4.9",  # the OpenCV build mediapipe itself pulls in; one cv2, not two
         "PyMCubes>=0.1.4",  # marching cubes for head meshes
         "trimesh>=4",  # mesh clean-up and PLY/OBJ/GLB export
+        "fast-simplification>=0.1.7",  # the decimation trimesh calls for `relight mesh --decimate`
     ],
     extras_require={
         # bpy (Blender as a Python module) runs the add-on tests; its wheels exist for Python 3.11.

@@ -57,6 +57,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "conformance": (__name__, "conformance", "compare this network with reference outputs of the release"),
     "inspect": (__name__, "inspect", "say what a weights file holds, without running code from it"),
     "bench": ("relight_core.eval.bench", "", "time the network per stage and per frame"),
+    "build-ext": ("relight_core.models.kernels", "build_ext", "compile the fused CUDA kernels of cuda_ext/"),
+    "mesh": ("relight_core.mesh", "", "extract the head in a portrait as a coloured mesh (PLY, OBJ, GLB)"),
+    "eval": ("relight_core.eval.quality", "", "measure quality: synthetic heads, real portraits, a clip, against baselines"),
     "train": ("relight_core.train.__main__", "", "train a network from a TOML configuration (resumes by itself)"),
 }
 
