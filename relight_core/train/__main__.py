@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     parser.add_argument("--steps", type=int, help="override the configuration's step count")
     parser.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this much wall time")
+    parser.add_argument("--init", help="override the configuration's init weights (e.g. the encoder stage's "
+                                       "model.safetensors when starting the temporal stage)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     config = TrainConfig.load(args.config)
-    overrides = {"steps": args.steps, "max_minutes": args.max_minutes}
+    overrides = {"steps": args.steps, "max_minutes": args.max_minutes, "init": args.init}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     trainer = Trainer(config, make_data(config), args.out)
     last = trainer.run(resume=not args.fresh)

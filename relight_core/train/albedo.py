@@ -41,6 +41,8 @@ Pipeline used by :mod:`relight_core.train.synthetic`:
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass, fields as dc_fields
 
@@ -199,6 +201,13 @@ def skin_rgb(melanin: torch.Tensor, blood: torch.Tensor, eumelanin: torch.Tensor
     return out.reshape(3, -1).T.reshape(*shape, 3)
 
 
+@functools.lru_cache(maxsize=None)
+def device_constant(values: tuple, device: str) -> torch.Tensor:
+    """A small constant float32 tensor on ``device``, made once: a host-to-device copy per call
+    would synchronise with the GPU. Read-only (shared by every caller)."""
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
 def to_srgb(linear: torch.Tensor) -> torch.Tensor:
     """sRGB transfer function of linear values (clipped to [0, 1] first)."""
     v = linear.clamp(0.0, 1.0)
@@ -212,7 +221,11 @@ def to_srgb(linear: torch.Tensor) -> torch.Tensor:
 
 def _hash(ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     """Integer lattice hash to [0, 1) (same on every device)."""
-    h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (seed * 2654435761)
+    return _mix((ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (seed * 2654435761))
+
+
+def _mix(h: torch.Tensor) -> torch.Tensor:
+    """The avalanche rounds of :func:`_hash`, from the combined lattice key."""
     h = h & 0xFFFFFFFF
     h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
     h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
@@ -227,15 +240,21 @@ def value_noise(p: torch.Tensor, freq: float, seed: torch.Tensor) -> torch.Tenso
     f = q - c
     f = f * f * (3 - 2 * f)
     c = c.long()
-    seed = seed.long().expand(q.shape[:-1])
+    # the lattice key of corner (dx, dy, dz) is kx[dx] ^ ky[dy] ^ kz[dz] ^ ks (as in _hash): the
+    # per-axis products are computed once instead of once per corner
+    ks = seed.long().expand(q.shape[:-1]) * 2654435761
+    kx = [(c[..., 0] + d) * 73856093 for d in (0, 1)]
+    ky = [(c[..., 1] + d) * 19349663 for d in (0, 1)]
+    kz = [(c[..., 2] + d) * 83492791 for d in (0, 1)]
     out = torch.zeros(q.shape[:-1], device=p.device)
     for dx in (0, 1):
         wx = f[..., 0] if dx else 1 - f[..., 0]
         for dy in (0, 1):
-            wy = f[..., 1] if dy else 1 - f[..., 1]
+            wxy = wx * (f[..., 1] if dy else 1 - f[..., 1])
+            kxy = kx[dx] ^ ky[dy]
             for dz in (0, 1):
                 wz = f[..., 2] if dz else 1 - f[..., 2]
-                out = out + wx * wy * wz * _hash(c[..., 0] + dx, c[..., 1] + dy, c[..., 2] + dz, seed)
+                out = out + wxy * wz * _mix(kxy ^ kz[dz] ^ ks)
     return out
 
 
@@ -605,7 +624,7 @@ def _albedo_points(fields: torch.Tensor, b: torch.Tensor, app: Appearance, model
         ph, sh_ = p[hairy], seed[hairy]
         fb, fbr, fh = f["beard"][hairy], f["brows"][hairy], f["hair"][hairy]
         bh = b[hairy]
-        strands = value_noise(ph * torch.tensor([1.0, 0.15, 1.0], device=dev), 300.0, sh_ + 41)
+        strands = value_noise(ph * device_constant((1.0, 0.15, 1.0), str(dev)), 300.0, sh_ + 41)
         tone = (0.7 + 0.6 * strands)[:, None]
         hair_col = app.hair_color[bh] * tone
         brow_col = app.brow_color[bh] * tone
@@ -643,8 +662,8 @@ def _albedo_points(fields: torch.Tensor, b: torch.Tensor, app: Appearance, model
 
     # --- mouth interior and eye sockets ---
     out = torch.lerp(out, per(app.teeth), f["teeth"].clamp(0, 1)[:, None])
-    out = torch.lerp(out, torch.tensor([0.16, 0.035, 0.035], device=dev).expand_as(out), f["tongue"].clamp(0, 1)[:, None])
-    out = torch.lerp(out, torch.tensor([0.06, 0.012, 0.012], device=dev).expand_as(out), f["mouth_cavity"].clamp(0, 1)[:, None])
+    out = torch.lerp(out, device_constant((0.16, 0.035, 0.035), str(dev)).expand_as(out), f["tongue"].clamp(0, 1)[:, None])
+    out = torch.lerp(out, device_constant((0.06, 0.012, 0.012), str(dev)).expand_as(out), f["mouth_cavity"].clamp(0, 1)[:, None])
     out = torch.lerp(out, skin * 0.55, f["eye_cavity"].clamp(0, 1)[:, None])
     return out.clamp(0.0, 1.0)
 

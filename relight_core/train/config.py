@@ -41,6 +41,10 @@ class LossWeights:
     feature_matching: float = 0.5
     """L1 between discriminator features of output and ground truth: the substitute for the
     identity term (a face-recognition network is not available offline)."""
+    temporal_short: float = 1.0
+    """Temporal stage: short-term warping loss between consecutive output frames."""
+    temporal_long: float = 0.5
+    """Temporal stage: long-term warping loss between each output frame and the clip's first one."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,17 @@ class TrainConfig:
 
     model: str = "small"
     """Network preset (relight_core.models.config)."""
+    stage: str = "encoder"
+    """What is trained: "encoder" (encoders, decoders, super-resolution; the temporal network is
+    left alone) or "temporal" (only the temporal network, on synthetic sequences, the rest frozen)."""
     data: str = "synthetic"
     """Training data: "synthetic" (heads rendered with ground truth, relight_core.train.synthetic)."""
+    portraits: str = ""
+    """Encoder stage: a portrait pack (scripts/prepare_portraits.py) mixed into the synthetic data."""
+    portrait_fraction: float = 0.25
+    """Share of steps whose batch comes from the portrait pack (when `portraits` is set)."""
+    sequence_length: int = 0
+    """Temporal stage: frames per synthetic clip; 0 = the network's temporal window + 4."""
     coloured_lights: float = 0.3
     """Share of synthetic samples lit by coloured (9x3) light."""
     steps: int = 20000
@@ -68,7 +81,8 @@ class TrainConfig:
     max_minutes: float = 0.0
     """Stop (with a checkpoint) after this many minutes of wall time; 0 = no limit. For chunked runs."""
     init: str = ""
-    """Optional Relight checkpoint to start from (weights only)."""
+    """Optional Relight checkpoint to start from (weights only). The temporal stage starts from
+    the encoder stage's weights, which it freezes."""
     log_every: int = 50
     sample_every: int = 1000
     checkpoint_every: int = 1000
@@ -94,7 +108,20 @@ class TrainConfig:
         values["loss"] = LossWeights(**raw.get("loss", {}))
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        config = cls(**values)
+        config.check(source)
+        return config
+
+    def check(self, source: str = "config") -> None:
+        """Raise ValueError naming the setting for values that cannot work."""
+        if self.stage not in ("encoder", "temporal"):
+            raise ValueError(f"{source}: stage must be 'encoder' or 'temporal', got {self.stage!r}")
+        if not 0.0 <= self.portrait_fraction <= 1.0:
+            raise ValueError(f"{source}: portrait_fraction must be in [0, 1], got {self.portrait_fraction}")
+        if self.portraits and self.stage != "encoder":
+            raise ValueError(f"{source}: portraits are used by the encoder stage only (stage is {self.stage!r})")
+        if self.sequence_length < 0:
+            raise ValueError(f"{source}: sequence_length must be >= 0, got {self.sequence_length}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

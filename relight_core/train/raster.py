@@ -123,7 +123,7 @@ def project(vertices: torch.Tensor, cameras: torch.Tensor, height: int, width: i
     z = x_cam[..., 2:3]
     zs = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
     uv = (x_cam @ K.transpose(-1, -2))[..., :2] / zs
-    scale = torch.tensor([width, height], dtype=vertices.dtype, device=vertices.device)
+    scale = torch.stack((uv.new_full((), width), uv.new_full((), height)))
     return x_cam, uv * scale - 0.5
 
 
@@ -337,7 +337,7 @@ def shade(
     frame = cam_frame if light_frame is None else light_frame.float().to(dev)
     fg = _shading3(torch.einsum("bij,bhwj->bhwi", frame, normal), light)
     # backdrop: the normal pointing at the render camera, expressed in the light frame
-    toward = torch.einsum("bij,bkj,k->bi", frame, cam_frame, torch.tensor([0.0, -1.0, 0.0], device=dev))
+    toward = -torch.einsum("bij,bj->bi", frame, cam_frame[:, 1])  # frame @ cam_frame^T @ (0, -1, 0)
     bg = _shading3(toward[:, None, None, :], light)  # [B, 1, 1, 3]
     dc = ambient_shading(light)
     dc = dc.unsqueeze(-1).expand(B, 3) if dc.dim() == 1 else dc
@@ -390,9 +390,11 @@ def render_head(
     dev = vertices.device
     m = frags.mask.unsqueeze(-1).float()
     vn = vertex_normals(vertices.float(), faces) if normals is None else normals.float()
-    normal = interpolate(vn, faces, frags)
+    # one gather for every per-vertex attribute (same values as one interpolate call each)
+    attributes = [vn, vertices.float()] + [v.float().expand(B, -1, -1) for v in (extra or {}).values()]
+    packed = interpolate(torch.cat(attributes, -1), faces, frags)
+    normal, pos = packed[..., :3], packed[..., 3:6]
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp(min=1e-12) * m
-    pos = interpolate(vertices.float(), faces, frags)
     c2w, _ = split_label(cameras.float().to(dev))
     centre = c2w[:, :3, 3]
     depth = (pos - centre[:, None, None, :]).norm(dim=-1, keepdim=True) * m
@@ -412,8 +414,9 @@ def render_head(
         out["shading"] = shade(normal, m, cameras, light, light_frame, background_floor)
         out["rgb"] = out["albedo"] * out["shading"]
 
-    if extra:
-        for k, v in extra.items():
-            out[k] = interpolate(v.float().expand(B, -1, -1) if v.shape[0] == 1 else v.float(), faces, frags)
+    start = 6
+    for k, v in (extra or {}).items():
+        out[k] = packed[..., start:start + v.shape[-1]]
+        start += v.shape[-1]
     out["frags"] = frags  # type: ignore[assignment]
     return out

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from .. import camera, sh
 from . import albedo as alb
 from .heads import HeadModel, Identity, euler_to_matrix
-from .raster import render_head, shade, vertex_normals
+from .raster import project, render_head, shade, vertex_normals
 
 __all__ = ["CameraRanges", "SyntheticHeads", "sample_cameras", "sample_lights"]
 
@@ -82,7 +82,7 @@ def orbit_labels(pitch, yaw, radius, pivot, fov_deg, roll) -> torch.Tensor:
     phi = torch.arccos(1 - 2 * v / math.pi)
     origin = torch.stack((radius * torch.sin(phi) * torch.cos(math.pi - h), radius * torch.cos(phi),
                           radius * torch.sin(phi) * torch.sin(math.pi - h)), -1)
-    c2w = camera.look_at(origin, pivot, torch.tensor([0.0, 1.0, 0.0], device=origin.device))
+    c2w = camera.look_at(origin, pivot, alb.device_constant((0.0, 1.0, 0.0), str(origin.device)))
     c, s = torch.cos(roll), torch.sin(roll)
     Rz = torch.zeros(roll.shape[0], 4, 4, device=roll.device)
     Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1] = c, -s, s, c
@@ -159,7 +159,7 @@ def sample_lights(
         warm = torch.stack((1 + 0.25 * t, torch.ones_like(t), 1 - 0.35 * t), -1)
         gel = alb._random_color(n, g, dev, 0.3, 1.0)
         col = torch.lerp(warm, gel / gel.amax(-1, keepdim=True), (u((n,)) < 0.3).float()[:, None])
-        col = col / (col * torch.tensor(sh.LUMA_REC709, device=dev)).sum(-1, keepdim=True)
+        col = col / (col * alb.device_constant(tuple(sh.LUMA_REC709), str(dev))).sum(-1, keepdim=True)
         return torch.lerp(torch.ones_like(col), col, colour_on)
 
     # physical set-ups: ambient + key (+ fill) (+ rim); the key's softness is drawn per batch
@@ -186,7 +186,7 @@ def sample_lights(
     c = torch.lerp(c, r, pick)
     # exposure: the brightest shading over all directions near U(0.8, 1.6), the DC term kept in
     # [0.35, 1.1] (both on luminance)
-    luma = torch.tensor(sh.LUMA_REC709, device=dev)
+    luma = alb.device_constant(tuple(sh.LUMA_REC709), str(dev))
     gray = (c * luma).sum(-1)  # [n, 9]
     peak = (gray @ basis.T).amax(-1).clamp(min=1e-6)
     dc = gray[:, 0].clamp(min=1e-6)
@@ -291,10 +291,13 @@ class SyntheticHeads:
         background: torch.Tensor,
         lights: dict[str, torch.Tensor],
         light_frame: torch.Tensor,
+        keep_fragments: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Render one view (every output NCHW at ``resolution``).
 
-        Returns ``mask, depth, normal, albedo`` and ``shading_<name>, rgb_<name>`` per light.
+        Returns ``mask, depth, normal, albedo`` and ``shading_<name>, rgb_<name>`` per light; with
+        ``keep_fragments`` also the supersampled ``fragments`` and ``depth_ss``, ``mask_ss``
+        ``[B, S, S]`` (for :meth:`flow`).
         """
         k = self.supersample
         S = self.resolution * k
@@ -314,7 +317,52 @@ class SyntheticHeads:
             shading = _pool(shade(out["normal"], m, cameras, light, light_frame), k)
             res[f"shading_{name}"] = shading
             res[f"rgb_{name}"] = res["albedo"] * shading
+        if keep_fragments:
+            res.update(fragments=out["frags"], depth_ss=out["depth"][..., 0], mask_ss=m[..., 0])
         return res
+
+    def flow(self, rendered: dict, vertices: torch.Tensor, faces: torch.Tensor, cameras: torch.Tensor,
+             source: torch.Tensor, tolerance: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact backward optical flow from each rendered frame ``t`` to frame ``source[t]``.
+
+        Every covered pixel of frame t sees a surface point given by its triangle and (perspective
+        correct) barycentrics; the same point of the mesh in frame s (same triangle, same
+        barycentrics, frame s's vertices) is projected with frame s's camera. It counts as visible
+        in s when it lands inside the image, on the subject, and within ``tolerance`` head units of
+        frame s's depth there (not hidden behind another surface).
+
+        Args:
+            rendered: :meth:`render` output of all frames with ``keep_fragments=True``.
+            vertices: ``[T, V, 3]`` the vertices that were rendered; faces: ``[F, 3]``.
+            cameras: ``[T, 25]``; source: ``[T]`` long, the frame each frame's flow points to.
+
+        Returns:
+            ``flow [T, 2, H, W]`` (pixels at ``resolution``; frame t's pixel p shows what frame
+            source[t] shows at p + flow, the convention of :func:`relight_core.train.losses.warp`)
+            and ``visible [T, 1, H, W]`` (the share of each pixel whose point is visible in both).
+        """
+        frags = rendered["fragments"]
+        T, S, _ = frags.face_index.shape
+        k = self.supersample
+        corners = faces.to(vertices.device, torch.long)[frags.face_index.clamp(min=0).view(T, -1)]  # [T, SS, 3]
+        moved = vertices[source]  # the mesh as it is in frame s
+        points = torch.gather(moved, 1, corners.view(T, -1, 1).expand(-1, -1, 3)).view(T, S * S, 3, 3)
+        points = (points * frags.bary.view(T, S * S, 3, 1)).sum(2)
+        cams = cameras[source]
+        x_cam, xy = project(points, cams, S, S)
+        distance = (points - camera.split_label(cams)[0][:, None, :3, 3]).norm(dim=-1)
+        pixel = xy.round().long()
+        inside = (pixel >= 0).all(-1) & (pixel < S).all(-1) & (x_cam[..., 2] > 0)
+        lookup = (pixel[..., 1].clamp(0, S - 1) * S + pixel[..., 0].clamp(0, S - 1))
+        depth_s = torch.gather(rendered["depth_ss"][source].view(T, -1), 1, lookup)
+        mask_s = torch.gather(rendered["mask_ss"][source].view(T, -1), 1, lookup)
+        visible = inside & frags.mask.view(T, -1) & (mask_s > 0) & ((distance - depth_s).abs() < tolerance)
+        ys, xs = torch.meshgrid(torch.arange(S, device=xy.device), torch.arange(S, device=xy.device), indexing="ij")
+        own = torch.stack((xs, ys), -1).view(1, S * S, 2).float()
+        vis = visible.float().view(T, S, S, 1)
+        flow = ((xy - own).view(T, S, S, 2) * vis) / k  # in output pixels
+        weight = _pool(vis, k)
+        return _pool(flow, k) / weight.clamp(min=1e-6), weight
 
     # --------------------------------------------------------------------------------------
     # sampling
@@ -353,8 +401,11 @@ class SyntheticHeads:
         lights = {"in": sample_lights(B, g, dev, coloured=self.coloured), "out": sample_lights(B, g, dev, coloured=self.coloured)}
         frame = sh.world_to_dpr(camera.split_label(cams)[0])
         bg = alb.sample_background(B, self.resolution, self.resolution, g, dev)
-        a = self.render(verts, faces, fields, normals, app, cams, bg, lights, frame)
-        b = self.render(verts, faces, fields, normals, app, mv, bg, lights, frame)
+        # both views in one render call: half the calls and kernel launches, the same pixels
+        twice = torch.arange(B, device=dev).repeat(2)
+        both = self.render(verts[twice], faces, fields[twice], normals[twice], app.index(twice), torch.cat((cams, mv)),
+                           bg[twice], {k: v[twice] for k, v in lights.items()}, frame[twice])
+        a, b = ({k: v[:B] for k, v in both.items()}, {k: v[B:] for k, v in both.items()})
         out = {
             "image": alb.to_srgb(a["rgb_in"]) * 2 - 1,
             "camera": cams, "mv_camera": mv,
@@ -370,7 +421,8 @@ class SyntheticHeads:
             out[prefix + "target_shading"], out[prefix + "target_rgb"] = r["shading_out"], r["rgb_out"]
         return out
 
-    def sequence(self, length: int, generator: torch.Generator | None = None, *, fps: float = 25.0) -> dict[str, torch.Tensor]:
+    def sequence(self, length: int, generator: torch.Generator | None = None, *, fps: float = 25.0,
+                 flow_reference: int | None = None) -> dict[str, torch.Tensor]:
         """One person over ``length`` frames: head motion, talking, blinking, drifting light.
 
         The camera is fixed in the room and the head turns (yaw within about +-30 degrees, pitch
@@ -380,7 +432,10 @@ class SyntheticHeads:
         for the clip, gives ``target_*`` maps.
 
         Returns a dict like :meth:`sample` with a leading time dimension ``T`` in place of ``B``
-        (no ``mv_`` entries).
+        (no ``mv_`` entries). With ``flow_reference`` = r, also the exact backward flow
+        (:meth:`flow`) of every frame to the previous one, ``flow_previous`` and
+        ``valid_previous`` (frame 0: to itself), and to frame r, ``flow_reference`` and
+        ``valid_reference``. The flow costs no random draws, so the frames are the same either way.
         """
         g = generator
         T = length
@@ -418,8 +473,15 @@ class SyntheticHeads:
         lights = {"in": light, "out": target.expand(T, *target.shape[1:])}
         frame = sh.world_to_dpr(camera.split_label(cams)[0])
         bg = alb.sample_background(1, self.resolution, self.resolution, g, dev).expand(T, -1, -1, -1)
-        r = self.render(verts, faces, fields, normals, app_t, cams, bg, lights, frame)
+        r = self.render(verts, faces, fields, normals, app_t, cams, bg, lights, frame, keep_fragments=flow_reference is not None)
+        flows = {}
+        if flow_reference is not None:
+            previous = (torch.arange(T, device=dev) - 1).clamp(min=0)
+            flows["flow_previous"], flows["valid_previous"] = self.flow(r, verts, faces, cams, previous)
+            reference = torch.full((T,), int(flow_reference), device=dev, dtype=torch.long)
+            flows["flow_reference"], flows["valid_reference"] = self.flow(r, verts, faces, cams, reference)
         return {
+            **flows,
             "image": alb.to_srgb(r["rgb_in"]) * 2 - 1,
             "camera": cams,
             "sh": lights["in"], "target_sh": lights["out"],

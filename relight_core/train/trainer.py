@@ -1,7 +1,10 @@
-"""Training loop of the encoders, decoders and super-resolution on data with ground truth.
+"""Training loop: the encoder stage (encoders, decoders, super-resolution) and the temporal stage.
 
 One process per GPU (`torchrun`), DistributedDataParallel when there are several. The loop calls
-`train_step(step)` and gets back named losses. Checkpoints are a folder per save:
+`train_step(step)` and gets back named losses. `config.stage` picks what is trained: "encoder"
+(synthetic heads with ground truth, optionally mixed with real portraits) or "temporal" (only the
+temporal network, on synthetic clips: relight_core.train.temporal_stage). Checkpoints are a folder
+per save:
 
     step_00001000/model.safetensors        a Relight checkpoint (usable by every command)
     step_00001000/state-0000K.safetensors  optimizers, discriminator and RNG states, in shards
@@ -37,11 +40,15 @@ SHARD_BYTES = 15 * 2**20
 class DataSource(Protocol):
     """Where batches come from. `batch` must be a pure function of (step, rank) for exact resume.
 
-    A batch holds (B samples, V supervision views, S input size, H output size):
+    An encoder-stage batch holds (B samples, V rendered views, U <= V supervised views, the first
+    U of them; S input size, H output size):
         image [B, 3, S, S] input crop, display sRGB in [-1, 1]; camera [B, 25] its EG3D label;
-        target_cameras [B, V, 25]; target_sh [B, 9] or [B, 9, 3];
-        rgb, albedo [B, V, 3, H, W] linear in [0, 1], zero outside the subject;
-        shading [B, V, 1 or 3, H, W]; depth, mask [B, V, 1, H, W].
+        target_cameras [B, V, 25]; target_sh [B, 9] or [B, 9, 3] (head DPR frame);
+        rgb [B, U, 3, H, W] linear in [0, 1], zero outside the subject; mask [B, U, 1, H, W];
+        optional (their loss terms are skipped without them): albedo [B, U, 3, H, W],
+        shading [B, U, 1 or 3, H, W], depth [B, U, 1, H, W]; valid [B, U, 1, H, W] (pixels that
+        carry a loss; default all).
+    The temporal stage's batches are clips (relight_core.train.data.SequenceSource).
     """
 
     def prepare(self, device: torch.device) -> None:
@@ -94,6 +101,8 @@ class Trainer:
     """Owns the model, the discriminator, their optimizers and the checkpoint folder."""
 
     def __init__(self, config: TrainConfig, data: DataSource, out_dir: str | Path):
+        from .temporal_stage import TemporalRender
+
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
@@ -101,62 +110,106 @@ class Trainer:
         torch.manual_seed(config.seed)
         data.prepare(self.device)
         model = load_model(config.init) if config.init else Relighter(get_config(config.model))
-        self.model = model.to(self.device).train()
-        self.plain_render = MultiViewRender(self.model)  # unwrapped, for rank-0-only sampling
+        if model.config.name != config.model:
+            raise ValueError(f"init {config.init} holds the {model.config.name!r} network, but the configuration "
+                             f"trains {config.model!r}")
+        self.temporal_stage = config.stage == "temporal"
+        self.temporal_steps_before = _temporal_steps(config.init) if config.init else 0
+        self.model = model.to(self.device)
+        # the temporal stage trains only the temporal network; the rest runs as at inference
+        for name, parameter in self.model.named_parameters():
+            parameter.requires_grad_(name.startswith("temporal.") == self.temporal_stage)
+        self._set_mode()
+        # unwrapped, for rank-0-only sampling
+        self.plain_render = TemporalRender(self.model) if self.temporal_stage else MultiViewRender(self.model)
         self.render = self.plain_render
         self.discriminator = losses.PatchDiscriminator().to(self.device)
-        trained = [p for name, p in self.model.named_parameters() if not name.startswith("temporal.")]
+        trained = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=config.betas)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.render = nn.parallel.DistributedDataParallel(self.plain_render, device_ids=ids, find_unused_parameters=True)
+            self.render = nn.parallel.DistributedDataParallel(self.plain_render, device_ids=ids,
+                                                              find_unused_parameters=not self.temporal_stage)
             self.discriminator = nn.parallel.DistributedDataParallel(self.discriminator, device_ids=ids)
         self.step = 0
+
+    def _set_mode(self) -> None:
+        """Training mode, except in the temporal stage: its frozen network runs as at inference
+        (no ray jitter, constant noise), the way the temporal network will see it."""
+        self.model.train(not self.temporal_stage)
 
     # ------------------------------------------------------------------ one step
     @torch.enable_grad()
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step of generator and discriminator; returns the named losses."""
+        if self.temporal_stage:
+            return self._temporal_step(step)
         cfg, w = self.config, self.config.loss
         batch = self.data.batch(step, self.rank, cfg.batch_size, self.device)
         out = self.render(batch["image"], batch["target_cameras"], batch["target_sh"])
-        target = {k: batch[k].flatten(0, 1) for k in ("rgb", "albedo", "shading", "depth", "mask")}
+        views, supervised = batch["target_cameras"].shape[1], batch["rgb"].shape[1]
+
+        def seen(x: Tensor) -> Tensor:  # the supervised views of a render output [B*V, ...]
+            return x if supervised == views else x.unflatten(0, (-1, views))[:, :supervised].flatten(0, 1)
+
+        names = [k for k in ("rgb", "albedo", "shading", "depth", "mask", "valid") if k in batch]
+        target = {k: batch[k].flatten(0, 1) for k in names}
         neural = self.model.config.neural_resolution
         small = {k: _resize(v, neural) for k, v in target.items()}
-        raw_rgb, sr_rgb = (out["image_raw"] + 1) / 2, (out["image"] + 1) / 2
+        valid, small_valid = target.get("valid"), small.get("valid")
+        raw_rgb, sr_rgb = (seen(out["image_raw"]) + 1) / 2, (seen(out["image"]) + 1) / 2
+        structure_pair = (sr_rgb, target["rgb"]) if valid is None else (sr_rgb * valid, target["rgb"] * valid)
         terms = {
-            "rgb": losses.masked_l1(raw_rgb, small["rgb"]) + losses.masked_l1(losses.srgb_encode(raw_rgb), losses.srgb_encode(small["rgb"])),
-            "rgb_sr": losses.masked_l1(sr_rgb, target["rgb"]),
-            "albedo": losses.masked_l1((out["albedo"] + 1) / 2, small["albedo"]),
-            "shading": losses.masked_l1(out["shading"], small["shading"], small["mask"]),
-            "depth": losses.masked_l1(out["depth"], small["depth"], (small["mask"] > 0.99).float()),
-            "mask": losses.masked_l1(out["opacity"], small["mask"]),
-            "structure": losses.structure_loss(sr_rgb, target["rgb"]),
+            "rgb": losses.masked_l1(raw_rgb, small["rgb"], small_valid)
+            + losses.masked_l1(losses.srgb_encode(raw_rgb), losses.srgb_encode(small["rgb"]), small_valid),
+            "rgb_sr": losses.masked_l1(sr_rgb, target["rgb"], valid),
         }
+        if "albedo" in small:  # ground truth that only synthetic data has
+            terms["albedo"] = losses.masked_l1((seen(out["albedo"]) + 1) / 2, small["albedo"])
+        if "shading" in small:
+            terms["shading"] = losses.masked_l1(seen(out["shading"]), small["shading"], small["mask"])
+        if "depth" in small:
+            terms["depth"] = losses.masked_l1(seen(out["depth"]), small["depth"], (small["mask"] > 0.99).float())
+        terms["mask"] = losses.masked_l1(seen(out["opacity"]), small["mask"], small_valid)
+        terms["structure"] = losses.structure_loss(*structure_pair)
         adversarial = step >= cfg.adversarial_start and (w.adversarial > 0 or w.feature_matching > 0)
         real_image = losses.srgb_encode(target["rgb"]) * 2 - 1
-        fake_image = losses.srgb_encode(sr_rgb) * 2 - 1
+        fake_image = losses.srgb_encode((out["image"] + 1) / 2) * 2 - 1  # every view, novel ones too
         if adversarial:
             fake_logits, fake_features = self.discriminator(fake_image)
             with torch.no_grad():
                 _, real_features = self.discriminator(real_image)
             terms["adversarial"] = losses.generator_adversarial(fake_logits)
-            terms["feature_matching"] = losses.feature_matching(fake_features, real_features)
-        total = sum(getattr(w, name) * value for name, value in terms.items())
+            terms["feature_matching"] = losses.feature_matching([seen(f) for f in fake_features], real_features)
+        result = self._update(terms)
+        if adversarial:
+            result["discriminator"] = self._discriminator_step(real_image, fake_image.detach())
+        return result
+
+    def _update(self, terms: dict[str, Tensor]) -> dict[str, float]:
+        """Weighted sum, backward, clipped optimizer step (skipped when not finite); the logged values."""
+        total = sum(getattr(self.config.loss, name) * value for name, value in terms.items())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         finite = bool(torch.isfinite(grad_norm))
         if finite:  # a non-finite gradient skips the update (the step is logged as skipped)
             self.optimizer.step()
         result = {name: float(value.detach()) for name, value in terms.items()}
         result["grad_norm"] = float(grad_norm)
         result["skipped"] = float(not finite)
-        if adversarial:
-            result["discriminator"] = self._discriminator_step(real_image, fake_image.detach())
         result["total"] = float(total.detach())
         return result
+
+    def _temporal_step(self, step: int) -> dict[str, float]:
+        """One step of the temporal stage (relight_core.train.temporal_stage)."""
+        from .temporal_stage import temporal_terms
+
+        batch = self.data.batch(step, self.rank, self.config.batch_size, self.device)
+        out = self.render(batch["image"], batch["camera"], batch["target_sh"])
+        config = self.model.config
+        return self._update(temporal_terms(out, batch, config.temporal_window, config.neural_resolution))
 
     def _discriminator_step(self, real: Tensor, fake: Tensor) -> float:
         real_logits, _ = self.discriminator(real)
@@ -191,8 +244,10 @@ class Trainer:
         if self.rank != 0:
             return folder
         folder.mkdir(parents=True, exist_ok=True)
+        temporal_steps = self.temporal_steps_before + (self.step if self.temporal_stage else 0)
         save_checkpoint(folder / "model.safetensors", self.model.state_dict(), self.model.config,
-                        source=f"relight training, step {self.step}")
+                        source=f"relight training ({self.config.stage} stage), step {self.step}",
+                        training_step=str(self.step), stage=self.config.stage, temporal_steps=str(temporal_steps))
         tensors, settings = self._state_tensors()
         shards = _write_shards(folder, tensors)
         meta = {"step": self.step, "config": self.config.to_dict(), "shards": shards, **settings}
@@ -205,6 +260,11 @@ class Trainer:
         from safetensors.torch import load_file
 
         meta = json.loads((folder / "state.json").read_text())
+        stage = meta["config"].get("stage", "encoder")
+        if stage != self.config.stage:
+            raise ValueError(f"{folder} is a checkpoint of the {stage} stage, but this configuration trains the "
+                             f"{self.config.stage} stage: use another --out, or start from its weights with "
+                             f"--init {folder / 'model.safetensors'} --fresh")
         self.model.load_state_dict(load_model(folder / "model.safetensors").state_dict())
         tensors: dict[str, Tensor] = {}
         for shard in meta["shards"]:
@@ -277,12 +337,24 @@ class Trainer:
         self.model.eval()
         try:
             batch = self.data.batch(10**9, 0, min(4, self.config.batch_size), self.device)
-            out = self.plain_render(batch["image"], batch["target_cameras"][:, :1], batch["target_sh"])
+            if self.temporal_stage:  # the output frames of the first clip, one per row
+                out = self.plain_render(batch["image"][:1], batch["camera"][:1], batch["target_sh"][:1])
+                window = self.model.config.temporal_window
+                batch = {"image": batch["image"][0, window:], "rgb": batch["rgb"][0, window:, None]}
+            else:
+                out = self.plain_render(batch["image"], batch["target_cameras"][:, :1], batch["target_sh"])
         finally:
-            self.model.train()
+            self._set_mode()
         path = self.out_dir / "samples" / f"step_{self.step:08d}.png"
         sample_sheet(batch, out, path)
         return path
+
+
+def _temporal_steps(path: str | Path) -> int:
+    """Temporal-stage steps behind a checkpoint's weights (its "temporal_steps" metadata; 0 if absent)."""
+    from ..checkpoints import read_checkpoint
+
+    return int(read_checkpoint(path)[2].get("temporal_steps", "0"))
 
 
 def _write_shards(folder: Path, tensors: dict[str, Tensor]) -> list[str]:
