@@ -20,7 +20,22 @@ Timing: each timed call is one `time.perf_counter()` interval; on CUDA it is bra
 `iterations` calls after `warmup` untimed calls, plus the peak CUDA memory (MiB) of each stage.
 
 Precision: "fp32" runs with TF32 off (honest fp32; the global flags are restored afterwards);
-"bf16" runs under `torch.autocast(device_type, dtype=torch.bfloat16)`.
+"bf16" runs under `torch.autocast(device_type, dtype=torch.bfloat16)`, except in the modes that
+convert the weights once (cast, temporal, fast), which run the bf16 model without autocast.
+
+Mode (how the network runs; CUDA only except "eager" and "kernels"):
+
+* "eager": the torch reference everywhere (fused kernels off): the baseline;
+* "kernels": eager, with the fused CUDA kernels of cuda_ext/ (fails if the extension does not load);
+* "graphs": kernels where available, every stage and whole captured into a CUDA graph; the video
+  frame runs `FastVideoRelighter` (static window buffers, one graph per frame);
+* "compile": "graphs" after `torch.compile` of the encoders, super-resolution and temporal net;
+* "cast": "graphs" on a model converted once by `fast.prepare_inference` (weights in the
+  precision's dtype, no autocast; channels-last encoders; cudnn.benchmark; GEMM attention for
+  heads too large for FlashAttention);
+* "temporal": "cast" plus `torch.compile` of the temporal network (`fast.compile_temporal`);
+* "fast": "temporal" plus `torch.compile` of the encoders (`fast.compile_encoders`; the
+  super-resolution stays eager). With --batch > 1 this is the throughput mode (frames in flight).
 """
 
 from __future__ import annotations
@@ -46,10 +61,23 @@ from tqdm import tqdm
 
 from relight_core import camera as cam
 from relight_core.models.config import PRESETS, RelighterConfig, get_config
+from relight_core.models import kernels
 from relight_core.models.relighter import Relighter, VideoRelighter, split_camera
 
 PRECISIONS = ("fp32", "bf16")
 """Precisions `run_benchmark` accepts."""
+
+MODES = ("eager", "kernels", "graphs", "compile", "cast", "temporal", "fast")
+"""Ways of running the network `run_benchmark` accepts (see the module docstring)."""
+
+CAST_MODES = ("cast", "temporal", "fast")
+"""Modes that convert the model once (`fast.prepare_inference`) instead of running under autocast."""
+
+GRAPH_MODES = ("graphs", "compile") + CAST_MODES
+"""Modes that capture every stage into a CUDA graph (CUDA only)."""
+
+COMPILING_MODES = ("compile", "temporal", "fast")
+"""Modes that use torch.compile (and so --compile-mode)."""
 
 STAGES: tuple[tuple[str, str], ...] = (
     ("encode", "albedo encoder, `model.encode`"),
@@ -163,8 +191,12 @@ def _stage_calls(model: Relighter, x: _Inputs) -> dict[str, Callable[[], Callabl
 
 
 @contextlib.contextmanager
-def precision_context(precision: str, device_type: str) -> Iterator[None]:
-    """"fp32": TF32 off for matmul and cuDNN (flags restored on exit); "bf16": bf16 autocast."""
+def precision_context(precision: str, device_type: str, autocast: bool = True) -> Iterator[None]:
+    """"fp32": TF32 off for matmul and cuDNN (flags restored on exit); "bf16": bf16 autocast
+    (nothing when `autocast` is False: the model was converted to bf16)."""
+    if precision == "bf16" and not autocast:
+        yield
+        return
     if precision == "bf16":
         with torch.autocast(device_type, dtype=torch.bfloat16):
             yield
@@ -296,20 +328,81 @@ def _check_settings(device: str, precision: str, iterations: int, warmup: int, b
     return dev
 
 
+def _graphed_calls(model: Relighter, x: _Inputs, factories: dict) -> dict[str, Callable[[], Callable[[], object]]]:
+    """The stage factories of mode "graphs": each call captured into a CUDA graph; the video frame
+    is FastVideoRelighter's (its window filled and its graph captured before timing)."""
+    from relight_core.models.fast import WARM_FRAMES, FastVideoRelighter, graphed
+
+    def video_frame() -> Callable[[], object]:
+        video = FastVideoRelighter(model)
+        for _ in range(model.config.temporal_window + WARM_FRAMES + 1):
+            video.step(x.image, x.camera, x.sh)
+        return lambda: video.step(x.image, x.camera, x.sh)
+
+    graphs = {key: (lambda factory=factory: graphed(factory())) for key, factory in factories.items()}
+    return {**graphs, "video_frame": video_frame}
+
+
+@contextlib.contextmanager
+def _mode_context(mode: str, device: torch.device) -> Iterator[None]:
+    """Kernels off for "eager"; required for "kernels"; CUDA required for graphs; the cuDNN
+    benchmark flag (which the cast modes turn on) restored on exit."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode in GRAPH_MODES and device.type != "cuda":
+        raise ValueError(f"mode {mode!r} needs a CUDA device (CUDA graphs)")
+    if mode == "kernels" and device.type == "cuda" and kernels.load_extension() is None:
+        raise ValueError(f"mode 'kernels' needs the CUDA extension, which is {kernels.extension_status()}")
+    saved = torch.backends.cudnn.benchmark
+    try:
+        with kernels.reference_only() if mode == "eager" else contextlib.nullcontext():
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def _prepare_model(model: Relighter, mode: str, precision: str, compile_mode: str) -> None:
+    """Convert and/or compile `model` in place as `mode` asks (see the module docstring)."""
+    from relight_core.models import fast
+
+    if mode in COMPILING_MODES:
+        import torch._dynamo
+
+        # A module Inductor cannot compile then runs eagerly (with a warning in the log) instead of
+        # losing the whole run on the one-shot device machine.
+        torch._dynamo.config.suppress_errors = True
+    if mode == "compile":
+        fast.compile_dense_modules(model, compile_mode)
+    if mode in CAST_MODES:
+        fast.prepare_inference(model, torch.bfloat16 if precision == "bf16" else torch.float32)
+    if mode in ("temporal", "fast"):
+        fast.compile_temporal(model, compile_mode)
+    if mode == "fast":
+        fast.compile_encoders(model, compile_mode)
+
+
+def _mode_name(mode: str, compile_mode: str) -> str:
+    """The mode as results record it: with the torch.compile mode when one is used."""
+    return f"{mode} ({compile_mode})" if mode in COMPILING_MODES else mode
+
+
 def run_benchmark(config: str, device: str, precision: str = "fp32", iterations: int = 20, warmup: int = 5,
-                  batch: int = 1, *, seed: int = 0, progress: bool = False) -> dict:
+                  batch: int = 1, *, seed: int = 0, progress: bool = False, mode: str = "eager",
+                  compile_mode: str = "default") -> dict:
     """Time every stage and whole path of the network at `config`'s sizes.
 
     Args:
         config: preset name ("paper", "small", "tiny").
         device: torch device string ("cpu", "cuda", "cuda:1").
-        precision: "fp32" (TF32 off) or "bf16" (autocast).
+        precision: "fp32" (TF32 off) or "bf16" (autocast, or converted weights in CAST_MODES).
         iterations: timed calls per stage (>= 1); warmup: untimed calls before them (>= 0).
         batch: images per call (1 = the latency protocol).
         seed: seeds the random weights and the random input image.
         progress: show a tqdm bar over the stages on stderr.
+        mode: one of MODES; compile_mode: torch.compile mode of the COMPILING_MODES.
     Returns:
-        The provenance (see `_provenance`) plus "batch", "iterations", "warmup", "seed",
+        The provenance (see `_provenance`) plus "mode", "kernels" (what the fused kernels did),
+        "batch", "iterations", "warmup", "seed",
         "peak_cuda_mib" (max over stages; None on the CPU) and "rows": one dict per stage,
         {"stage", "median_ms", "min_ms", "max_ms", "peak_mib"}, in STAGES order.
     """
@@ -318,10 +411,15 @@ def run_benchmark(config: str, device: str, precision: str = "fp32", iterations:
     torch.manual_seed(seed)
     model = Relighter(cfg).eval().to(dev)
     rows = []
-    with torch.inference_mode(), precision_context(precision, dev.type):
+    with _mode_context(mode, dev), torch.inference_mode(), \
+            precision_context(precision, dev.type, autocast=mode not in CAST_MODES):
+        _prepare_model(model, mode, precision, compile_mode)
         result = _provenance(cfg, dev, precision)
-        factories = _stage_calls(model, _make_inputs(model, batch, dev, seed))
-        bar = tqdm(STAGES, desc=f"bench {cfg.name} {precision}", unit="stage", file=sys.stderr,
+        inputs = _make_inputs(model, batch, dev, seed)
+        factories = _stage_calls(model, inputs)
+        if mode in GRAPH_MODES:
+            factories = _graphed_calls(model, inputs, factories)
+        bar = tqdm(STAGES, desc=f"bench {cfg.name} {precision} {mode}", unit="stage", file=sys.stderr,
                    disable=not progress, dynamic_ncols=True)
         for key, _label in bar:
             bar.set_postfix_str(key)
@@ -330,7 +428,9 @@ def run_benchmark(config: str, device: str, precision: str = "fp32", iterations:
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     peaks = [r["peak_mib"] for r in rows if r["peak_mib"] is not None]
-    return {**result, "batch": batch, "iterations": iterations, "warmup": warmup, "seed": seed,
+    fused = kernels.fused_report() if dev.type == "cuda" and mode != "eager" else "off"
+    return {**result, "mode": _mode_name(mode, compile_mode), "kernels": fused,
+            "batch": batch, "iterations": iterations, "warmup": warmup, "seed": seed,
             "peak_cuda_mib": max(peaks) if peaks else None, "rows": rows}
 
 
@@ -347,8 +447,17 @@ def _ms(value: float | None) -> str:
 
 
 def _labels(results: list[dict]) -> list[str]:
-    """Column-group names "<config> <precision>", made unique with the device or an index."""
-    labels = [f"{r['config']} {r['precision']}" for r in results]
+    """Column-group names "<config> <precision>[ <mode>][ <compile mode>][ b<batch>]" (the mode when
+    any result is not eager, the compile mode when not "default", the batch when any is not 1),
+    made unique with the device or an index."""
+    modes = [r.get("mode", "eager") for r in results]
+    show_mode, show_batch = any(m != "eager" for m in modes), any(r["batch"] != 1 for r in results)
+    labels = []
+    for r, mode in zip(results, modes):
+        name, _, compiled = mode.partition(" ")
+        label = f"{r['config']} {r['precision']}" + (f" {name}" if show_mode else "")
+        label += f" {compiled.strip('()')}" if compiled and compiled != "(default)" else ""
+        labels.append(label + (f" b{r['batch']}" if show_batch else ""))
     if len(set(labels)) < len(labels):
         labels = [f"{label} {r['device']}" for label, r in zip(labels, results)]
     if len(set(labels)) < len(labels):
@@ -361,9 +470,10 @@ def _legend(label: str, r: dict) -> str:
     s = r.get("sizes", {})
     peak = f"{r['peak_cuda_mib']:.0f} MiB" if r.get("peak_cuda_mib") is not None else "n/a"
     rows = {row["stage"]: row for row in r["rows"]}
-    fps = ", ".join(f"{key.replace('_', ' ')} {1000 / rows[key]['median_ms']:.1f} fps"
+    fps = ", ".join(f"{key.replace('_', ' ')} {1000 * r['batch'] / rows[key]['median_ms']:.1f} fps"
                     for key in ("image_path", "video_frame") if key in rows)
-    return (f"- **{label}**: {r['device_name']}, {r['precision']} (TF32 matmul {r['tf32']['matmul']}, "
+    mode = f"mode {r['mode']}, fused kernels: {r['kernels']}; " if "mode" in r else ""
+    return (f"- **{label}**: {r['device_name']}, {mode}{r['precision']} (TF32 matmul {r['tf32']['matmul']}, "
             f"cuDNN {r['tf32']['cudnn']}), batch {r['batch']}, median of {r['iterations']} after "
             f"{r['warmup']} warm-up; input {s.get('input')}², neural {s.get('neural')}², output "
             f"{s.get('output')}², {s.get('samples')} samples, window {s.get('window')}; torch {r['torch']}, "
@@ -435,6 +545,14 @@ def _precision_list(text: str) -> list[str]:
     return values
 
 
+def _mode_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in MODES]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"mode must be a comma list of {', '.join(MODES)}; got {text!r}")
+    return values
+
+
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -457,22 +575,120 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=_int_at_least(1), default=20, help="timed calls per stage (default: 20)")
     parser.add_argument("--warmup", type=_int_at_least(0), default=5, help="untimed calls before timing (default: 5)")
     parser.add_argument("--batch", type=_int_at_least(1), default=1, help="images per call (default: 1)")
+    parser.add_argument("--mode", action="append", type=_mode_list, default=None, metavar="M[,M]",
+                        help="eager (torch reference), kernels (fused CUDA kernels), graphs (+ CUDA graphs), "
+                        "compile (+ torch.compile, autocast model), cast (graphs on weights converted once), "
+                        "temporal (cast + compiled temporal net), fast (temporal + compiled encoders); each mode "
+                        "runs at each precision (default: eager)")
+    parser.add_argument("--compile-mode", default="default",
+                        help="torch.compile mode of the modes compile, temporal and fast (default: default; "
+                        "max-autotune-no-cudagraphs tunes longer)")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the results already in --out instead of replacing them")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write profile.txt: torch.profiler table of steady-state video frames of the "
+                        "last mode and precision (stage ranges and top kernels)")
     parser.add_argument("--out", type=Path, default=Path("out/bench"),
-                        help="folder for bench.json and bench.md (default: out/bench)")
+                        help="folder for bench.json and bench.md, or plate_bench.{json,md} (default: out/bench)")
+    plate = parser.add_argument_group("whole plate pipeline (relight_core.eval.plate_bench)")
+    plate.add_argument("--plate", metavar="VIDEO", help="time a real plate job on this clip per stage instead "
+                       "(decode, track, light, network, composite, write) with --config's network")
+    plate.add_argument("--frames", metavar="START:END", help="with --plate: the frame range (default: all)")
+    plate.add_argument("--weights", help="with --plate: a checkpoint (default: the shipped weights for small, "
+                       "else seeded random weights of --config)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark for each precision, print the table, write the files; returns the exit code."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.plate:
+        return _run_plate_bench(args, device)
     precisions = list(dict.fromkeys(p for group in (args.precision or [["fp32"]]) for p in group))
+    modes = list(dict.fromkeys(m for group in (args.mode or [["eager"]]) for m in group))
+    results = _earlier_results(args.out) if args.append else []
     try:
-        results = [run_benchmark(args.config, device, p, args.iterations, args.warmup, args.batch, progress=True)
-                   for p in precisions]
+        for mode in modes:
+            for precision in precisions:
+                results.append(run_benchmark(args.config, device, precision, args.iterations, args.warmup,
+                                             args.batch, progress=True, mode=mode, compile_mode=args.compile_mode))
+                write_results(results, args.out)  # after each run: a later failure or timeout keeps these
+        if args.profile:
+            path = profile_video_frames(args.config, device, precisions[-1], modes[-1], args.out / "profile.txt",
+                                        batch=args.batch, compile_mode=args.compile_mode)
+            print(f"wrote {path}")
     except ValueError as error:
         print(f"relight bench: {error}", file=sys.stderr)
         return 2
     print(format_table(results))
-    json_path, md_path = write_results(results, args.out)
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
+    return 0
+
+
+def _earlier_results(out_dir: Path) -> list[dict]:
+    """The results of an earlier run in out_dir/bench.json (for --append), or []."""
+    path = Path(out_dir) / "bench.json"
+    if not path.is_file():
+        return []
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot append to {path}: {error}; delete it or drop --append") from None
+
+
+def profile_video_frames(config: str, device: str, precision: str, mode: str, path: Path, *, batch: int = 1,
+                         frames: int = 10, compile_mode: str = "default") -> Path:
+    """torch.profiler over `frames` steady-state video frames, written to `path` as a table.
+
+    The frames run `FastVideoRelighter` without a graph (so the stage ranges "stage:*" appear;
+    the graph changes launch gaps, not kernels) in `mode`'s kernel setting.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from relight_core.models.fast import FastVideoRelighter
+
+    dev = _check_settings(device, precision, 1, 0, batch)
+    torch.manual_seed(0)
+    model = Relighter(get_config(config)).eval().to(dev)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with _mode_context(mode, dev), torch.inference_mode(), \
+            precision_context(precision, dev.type, autocast=mode not in CAST_MODES):
+        _prepare_model(model, mode, precision, compile_mode)
+        x = _make_inputs(model, batch, dev, 0)
+        video = FastVideoRelighter(model, use_graph=False) if dev.type == "cuda" else VideoRelighter(model)
+        for _ in range(model.config.temporal_window + 3):
+            video.step(x.image, x.camera, x.sh)
+        _sync(dev)
+        with profile(activities=activities) as prof:
+            for _ in range(frames):
+                video.step(x.image, x.camera, x.sh)
+            _sync(dev)
+    averages = prof.key_averages()
+    sort_key = "device_time_total" if dev.type == "cuda" else "cpu_time_total"
+    try:
+        table = averages.table(sort_by=sort_key, row_limit=40, max_name_column_width=70)
+    except (AttributeError, KeyError, ValueError):  # older torch names it cuda_time_total
+        table = averages.table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
+    header = (f"# {frames} steady-state video frames: {config}, {precision}, mode {mode} (no graph), batch {batch}, "
+              f"{device_name(dev)}, fused kernels: {kernels.fused_report() if mode != 'eager' else 'off'}\n"
+              f"# totals are over all {frames} frames; rows 'stage:*' are the stages of one frame\n\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, header + table + "\n")
+    return path
+
+
+def _run_plate_bench(args: argparse.Namespace, device: str) -> int:
+    """`relight bench --plate VIDEO`: the whole pipeline per stage (fp32, batch 1, one job)."""
+    from .plate_bench import format_plate_table, run_plate_benchmark, write_plate_results
+
+    try:
+        result = run_plate_benchmark(args.plate, frames=args.frames, device=device, config=args.config,
+                                     weights=args.weights, progress=True)
+    except ValueError as error:  # PlateError included: bad clip, range, device or weights
+        print(f"relight bench: {error}", file=sys.stderr)
+        return 2
+    print(format_plate_table(result))
+    json_path, md_path = write_plate_results(result, args.out)
     print(f"wrote {json_path} and {md_path}")
     return 0
 

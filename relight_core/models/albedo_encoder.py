@@ -132,7 +132,7 @@ class HybridFuser(nn.Module):
 class AlbedoEncoder(nn.Module):
     """Image in [-1, 1] -> albedo tri-plane.
 
-    [B, 3, S, S] -> [B, 3 * plane_channels, S/2, S/2] float32 (plane k = channels
+    [B, 3, S, S] -> [B, 3 * plane_channels, S/2, S/2] in the weights' dtype (plane k = channels
     plane_channels*k ... plane_channels*(k+1)-1). S must be divisible by 16.
     """
 
@@ -161,16 +161,19 @@ class AlbedoEncoder(nn.Module):
         size = self.cfg.image_size
         if image.ndim != 4 or image.shape[1:] != (3, size, size):
             raise ValueError(f"expected an image batch [B, 3, {size}, {size}], got {tuple(image.shape)}")
-        x = coordinate_channels(image)
-        # The release runs the low-frequency branch in fp32 even under autocast.
+        # The weights' dtype: float32 normally, bfloat16 after fast.prepare_inference.
+        dtype = self.backbone.stem.weight.dtype
+        x = coordinate_channels(image.to(dtype))
+        # The release runs the low-frequency branch in fp32 even under autocast (in the weights'
+        # dtype here, which is fp32 unless the whole model was converted).
         with torch.autocast(device_type=image.device.type, enabled=False):
-            features = self.aspp(self.backbone(x.float()))
+            features = self.aspp(self.backbone(x))
             f_low = self.low_decoder(features, taps)
         f_high = self.high_encoder(x)
         planes = self.fuser(f_low, f_high, taps)
         if taps is not None:
             taps.update(img_with_coord=x, deeplab_out=features, f_low=f_low, f_high=f_high)
-        return planes.float()
+        return planes.to(dtype)
 
 
 _OFFICIAL_MIT_BLOCK = {  # official MiT-block sub-key -> ours

@@ -163,6 +163,8 @@ class VolumeRenderer(nn.Module):
         if kernels.use_fused_renderer(self, albedo_planes, shading_planes, cam2world, intrinsics):
             return kernels.fused_render(self, albedo_planes, shading_planes, cam2world, intrinsics)
         cfg, n = self.config, self.config.neural_resolution
+        dtype = self.decoders.albedo_hidden.weight.dtype  # bf16 planes of a converted model: read as fp32
+        albedo_planes, shading_planes = albedo_planes.to(dtype), shading_planes.to(dtype)
         deterministic = not self.training
         batch = albedo_planes.shape[0]
         origins, directions = camera_rays(cam2world, intrinsics, n)

@@ -29,7 +29,7 @@ class LightingMapping(nn.Module):
 
     def forward(self, sh: Tensor) -> Tensor:
         """sh [B, 9] (DPR convention, grey) -> ws_lit [B, 5, w_dim]."""
-        w = self.fc(normalize_2nd_moment(self.embed(sh.float())))
+        w = self.fc(normalize_2nd_moment(self.embed(sh.to(self.embed.weight.dtype))))
         return w[:, None].expand(-1, NUM_LIGHT_WS, -1)
 
 

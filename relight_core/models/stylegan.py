@@ -42,6 +42,28 @@ def upsample2x(x: Tensor, kernel: Tensor) -> Tensor:
     return blur(up.reshape(b, c, 2 * h, 2 * w), kernel, (2, 1, 2, 1), gain=4.0)
 
 
+def upsample_conv_subpixel(x: Tensor, weight: Tensor, kernel: Tensor, groups: int) -> Tensor:
+    """`blur(conv_transpose2d(x, w, stride=2), kernel, (1, 1, 1, 1), gain=4)` as one plain conv + pixel shuffle.
+
+    x [1, G*Cin, H, W]; weight [G, Cout, Cin, 3, 3] (one group per batch item) -> [1, G*Cout, 2H, 2W].
+    Both steps are linear, so the 3x3 stride-2 transposed conv followed by the 4x4 FIR is one
+    transposed conv with the 6x6 kernel K = W (*) 4*FIR; output pixel 2q+r only meets taps
+    4+r, 2+r, r of K from inputs q-1, q, q+1. So each of the four output phases is a 3x3 conv at the
+    input resolution: one conv with 4*Cout outputs, then pixel_shuffle. This drops the blur pass
+    over the upsampled activations (a slow depthwise conv) and the zero-inserted intermediate.
+    """
+    g, c_out, c_in = weight.shape[:3]
+    folded = F.conv2d(F.pad(weight.reshape(-1, 1, 3, 3), (3, 3, 3, 3)), (kernel * 4.0).to(weight.dtype)[None, None])
+    # Taps 4+r, 2+r, r of K are taps 1-r, 3-r, 5-r of K flipped (slicing has no negative steps;
+    # no index tensors either: creating one would copy from the host inside a CUDA graph capture).
+    flipped = folded.reshape(g, c_out, c_in, 6, 6).flip([-2, -1])
+    phases = torch.stack([torch.stack([flipped[..., 1 - ry::2, 1 - rx::2] for rx in (0, 1)], dim=3)
+                          for ry in (0, 1)], dim=3)
+    # [G, Cout, Cin, ry, rx, 3, 3] -> [G*Cout*4, Cin, 3, 3], channel (g, cout, ry, rx) as pixel_shuffle reads it
+    phases = phases.permute(0, 1, 3, 4, 2, 5, 6).reshape(g * c_out * 4, c_in, 3, 3)
+    return F.pixel_shuffle(F.conv2d(x, phases, padding=1, groups=groups), 2)
+
+
 def leaky_relu_clamped(x: Tensor, clamp: float | None) -> Tensor:
     """StyleGAN's activation: leaky ReLU 0.2 with gain sqrt(2), then an optional clamp."""
     x = F.leaky_relu(x, 0.2) * LRELU_GAIN
@@ -122,6 +144,8 @@ class ModulatedConv(nn.Module):
             self.register_buffer("noise_const", torch.randn(resolution, resolution))
         if upsample:
             self.register_buffer("fir", fir_filter(), persistent=False)
+        self.subpixel_upsample = False
+        """Upsample by `upsample_conv_subpixel` (set by fast.prepare_inference; same maths, faster)."""
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "const") -> Tensor:
         """x [B, Cin, H, W], w [B, w_dim]; noise_mode "const", "random" or "none"."""
@@ -131,7 +155,9 @@ class ModulatedConv(nn.Module):
         weight = weight * (weight.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
         # Grouped convolution: one group per batch item carries its own modulated weights.
         x = x.reshape(1, batch * in_channels, height, width)
-        if self.upsample:
+        if self.upsample and self.subpixel_upsample:
+            x = upsample_conv_subpixel(x, weight, self.fir, batch)
+        elif self.upsample:
             weight = weight.transpose(1, 2).reshape(batch * in_channels, -1, 3, 3)
             x = F.conv_transpose2d(x, weight, stride=2, groups=batch)
             x = blur(x, self.fir, (1, 1, 1, 1), gain=4.0)

@@ -51,6 +51,7 @@ class SuperResolution(nn.Module):
         """features [B, C, N, N] (first 3 channels are the raw RGB), w [B, w_dim]."""
         size = (self.input_resolution, self.input_resolution)
         x = F.interpolate(features, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = x.to(self.block0.conv0.weight.dtype)  # the renderer's features are fp32; the weights may be bf16
         rgb = x[:, :3]
         ws = w[:, None].expand(-1, 3, -1)
         x, rgb = self.block0(x, rgb, ws, noise_mode="none")

@@ -82,11 +82,26 @@ class TemporalNet(nn.Module):
     def forward(self, albedo_window: Tensor, shading_window: Tensor) -> tuple[Tensor, Tensor]:
         """albedo_window, shading_window [B, window*3C, R, R] -> residuals [B, 3C, R, R] each."""
         batch, _, height, width = albedo_window.shape
-        albedo_frames = albedo_window.permute(0, 2, 3, 1).reshape(batch * height * width, -1)
-        shading_frames = shading_window.permute(0, 2, 3, 1).reshape(batch * height * width, -1)
+        residuals = self.forward_tokens(planes_to_tokens(albedo_window), planes_to_tokens(shading_window))
+        return tuple(tokens_to_planes(r, batch, height, width) for r in residuals)
+
+    def forward_tokens(self, albedo_frames: Tensor, shading_frames: Tensor) -> tuple[Tensor, Tensor]:
+        """The network on texel tokens: albedo_frames, shading_frames [P, window*C] -> residuals [P, C] each.
+
+        `fast.FastVideoRelighter` keeps its windows in this layout (and may torch.compile this method).
+        """
         albedo = self.albedo_in(torch.relu(self.combine(albedo_frames)))
         shading = self.shading_in(torch.relu(self.combine(shading_frames)))
         for layer in self.layers:
             albedo, shading = layer(albedo, shading)
-        residuals = self.albedo_head(albedo, albedo_frames), self.shading_head(shading, shading_frames)
-        return tuple(r.reshape(batch, height, width, -1).permute(0, 3, 1, 2) for r in residuals)
+        return self.albedo_head(albedo, albedo_frames), self.shading_head(shading, shading_frames)
+
+
+def planes_to_tokens(planes: Tensor) -> Tensor:
+    """[B, K, H, W] -> [B*H*W, K] texel tokens (a view when the planes are channels-last)."""
+    return planes.permute(0, 2, 3, 1).reshape(-1, planes.shape[1])
+
+
+def tokens_to_planes(tokens: Tensor, batch: int, height: int, width: int) -> Tensor:
+    """[B*H*W, K] -> [B, K, H, W] (a channels-last view of the tokens)."""
+    return tokens.reshape(batch, height, width, -1).permute(0, 3, 1, 2)

@@ -6,8 +6,13 @@ alongside, because the Mix-FFN and the spatial-reduction conv work on the 2-D la
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+FLASH_MAX_HEAD_DIM = 256
+"""Largest head size PyTorch's FlashAttention kernels take; larger heads fall back to the slower
+memory-efficient kernel (the fuser's 2 heads of 512)."""
 
 
 def tokens_to_grid(tokens: Tensor, hw: tuple[int, int]) -> Tensor:
@@ -54,6 +59,9 @@ class EfficientSelfAttention(nn.Module):
             self.reduce_norm = nn.LayerNorm(dim)
         else:
             self.reduce = None
+        self.matmul_attention = False
+        """Attention as two bf16 GEMMs and a softmax instead of SDPA (set by fast.prepare_inference
+        where the head is too large for FlashAttention: faster there, same maths)."""
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """[B, N, C] -> [B, heads, N, C / heads]."""
@@ -66,10 +74,20 @@ class EfficientSelfAttention(nn.Module):
         if self.reduce is not None:
             source = self.reduce_norm(grid_to_tokens(self.reduce(tokens_to_grid(x, hw))))
         keys, values = self.kv(source).chunk(2, dim=-1)
-        out = F.scaled_dot_product_attention(  # default scale: head_dim ** -0.5
-            self._split_heads(self.q(x)), self._split_heads(keys), self._split_heads(values)
-        )
+        attention = attention_by_matmul if self.matmul_attention else F.scaled_dot_product_attention
+        out = attention(self._split_heads(self.q(x)), self._split_heads(keys), self._split_heads(values))
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+@torch.compiler.disable  # else Inductor pattern-matches it back into SDPA's memory-efficient kernel
+def attention_by_matmul(query: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+    """softmax(Q K^T / sqrt(d)) V with the full score matrix: [B, h, N, d], [B, h, M, d] x2 -> [B, h, N, d].
+
+    Same result as `F.scaled_dot_product_attention` (its default scale). For heads larger than
+    FLASH_MAX_HEAD_DIM the two GEMMs run near tensor-core peak, while SDPA's fallback kernel does not.
+    """
+    scores = torch.matmul(query * query.shape[-1] ** -0.5, keys.transpose(-2, -1))
+    return torch.matmul(scores.softmax(dim=-1), values)
 
 
 class MixFFN(nn.Module):

@@ -195,9 +195,13 @@ def test_fast_relighter_refuses_a_cpu_model():
 
 
 def test_bench_modes_on_cpu(tmp_path):
-    with pytest.raises(ValueError, match="needs a CUDA device"):
-        bench.run_benchmark("tiny", "cpu", mode="graphs", iterations=1, warmup=0)
+    for mode in bench.GRAPH_MODES:
+        with pytest.raises(ValueError, match="needs a CUDA device"):
+            bench.run_benchmark("tiny", "cpu", mode=mode, iterations=1, warmup=0)
     result = bench.run_benchmark("tiny", "cpu", mode="eager", iterations=1, warmup=0)
     assert result["mode"] == "eager" and result["kernels"] == "off"
     assert [row["stage"] for row in result["rows"]] == [key for key, _ in bench.STAGES]
     assert "tiny fp32 eager" not in bench.format_table([result])  # one mode: no mode in the labels
+    batched = bench.run_benchmark("tiny", "cpu", mode="eager", iterations=1, warmup=0, batch=2)
+    table = bench.format_table([result, batched])
+    assert "**tiny fp32 b1**" in table and "**tiny fp32 b2**" in table  # batches tell the columns apart
