@@ -81,7 +81,6 @@ __all__ = [
     "crop_camera_for",
     "view_to_crop_mapping",
     "head_to_camera_metric",
-    "plate_to_crop_dpr",
     "MAX_ORBIT_YAW_DEG",
     "MAX_ORBIT_PITCH_DEG",
 ]
@@ -559,17 +558,3 @@ def view_to_crop_mapping(view: View, crop_cam2world: np.ndarray, distance: float
     k_eff = np.array([[f, 0, 0.5], [0, f, 0.5], [0, 0, 1.0]])
     h = view.K @ view.rotation @ np.asarray(crop_cam2world, dtype=np.float64)[:3, :3] @ np.linalg.inv(k_eff)
     return np.linalg.inv(h)
-
-
-def plate_to_crop_dpr(rotation, crop_cam2world) -> np.ndarray:
-    """``[3, 3]`` rotation from the plate camera's DPR frame to the crop camera's DPR frame.
-
-    Args:
-        rotation: head -> plate camera (OpenCV).
-        crop_cam2world: ``[4, 4]`` crop camera in head space (the camera label's first 16 numbers).
-    """
-    from .sh import OPENCV_TO_DPR, world_to_dpr
-
-    crop = world_to_dpr(torch.as_tensor(np.asarray(crop_cam2world, dtype=np.float64))).numpy()
-    plate = np.asarray(OPENCV_TO_DPR, dtype=np.float64) @ np.asarray(rotation, dtype=np.float64)
-    return crop @ plate.T

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -260,15 +259,3 @@ def test_check_view_reasons():
     assert "inside the head" in comp.check_view(inside)
     behind = comp.View(R, np.array([0, 0, -5.0]), K, (640, 360))
     assert "cannot see the head" in comp.check_view(behind)
-
-
-def test_plate_to_crop_dpr_is_identity_for_a_centred_face():
-    from relight_core.track.pose import HeadPose, crop_camera
-
-    R = np.diag([1.0, -1.0, -1.0])
-    t = np.array([0.0, 0.0, 6.0])
-    m = comp.plate_to_crop_dpr(R, crop_camera(HeadPose(R, t)))
-    assert np.allclose(m, np.eye(3), atol=1e-9)
-    off = comp.plate_to_crop_dpr(R, crop_camera(HeadPose(R, np.array([2.0, 0.0, 6.0]))))
-    angle = math.degrees(math.acos((np.trace(off) - 1) / 2))
-    assert angle == pytest.approx(math.degrees(math.atan2(2, 6)), abs=0.5)

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from relight_core import plate as plate_mod
 from relight_core.io import PlateError, open_plate
 from relight_core.io.exr import exr_channel_names, read_exr
 from relight_core.io.images import read_image
 from relight_core.passes import PASS_NAMES
 from relight_core.plate import PlateInterrupted, PlateJobConfig, load_sh_file, parse_camera, run_plate
+from relight_core.plate import job as job_mod
+from relight_core.plate.lights import plate_light_to_head
 
 FAST = dict(weights="tiny", formats=("png8",), multilayer=False, preview=False, contact_sheet=False)
 """Settings of the quick jobs: the tiny network, one format, no movie or sheet."""
@@ -157,6 +159,12 @@ def test_frame_records_and_job_file(job):
     assert np.array(rec["input_sh"]).shape == (9, 3) and rec["input_light"]["ok"]
     assert np.array(rec["target_sh"]).shape == (9,)  # key_left is grey
     assert np.array(rec["target_sh_network"]).shape == (9,)
+    # as given (plate camera DPR frame) and as fed to the network (head DPR frame)
+    rotation = np.array(rec["pose"]["rotation"])
+    for given, fed in (("target_sh", "target_sh_network"), ("input_sh", "input_sh_network")):
+        expected = plate_light_to_head(torch.tensor(rec[given]), rotation)
+        assert np.allclose(rec[fed], expected.numpy(), atol=1e-5)
+    assert "head DPR" in rec["light_frames"]["network"] and "plate camera" in rec["light_frames"]["given"]
     for stage in ("decode", "track", "light", "network", "composite", "write"):
         assert rec["timings"][stage] >= 0
     assert all((out / f).is_file() for f in rec["files"])
@@ -180,8 +188,8 @@ def test_rerun_skips_every_finished_frame_without_network_work(job, monkeypatch)
     def no_work(*args, **kwargs):
         raise AssertionError("the network or the tracker was started on a finished job")
 
-    monkeypatch.setattr(plate_mod, "_load_model", no_work)
-    monkeypatch.setattr(plate_mod, "_FrameWorker", no_work)
+    monkeypatch.setattr(job_mod, "load_model", no_work)
+    monkeypatch.setattr(job_mod, "FrameWorker", no_work)
     before = (job["out"] / "contact_sheet.png").stat().st_mtime_ns
     report = run_plate(job["config"], progress=None)
     assert report.processed == [] and report.skipped == [1001, 1002, 1003, 1004]
@@ -231,6 +239,15 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_frames(tmp_path):
     assert run_plate(cfg, progress=None).processed == [2, 3]
 
 
+def test_job_keeps_the_callers_autograd_mode_and_threads(tmp_path):
+    seq = _sequence(tmp_path / "plate", {1: _astronaut()})
+    threads = torch.get_num_threads()
+    report = run_plate(PlateJobConfig(input=seq, out=tmp_path / "out", threads=threads + 1, **FAST), progress=None)
+    assert report.relit == [1]
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    assert torch.get_num_threads() == threads
+
+
 def test_frame_range(tmp_path):
     seq = _sequence(tmp_path / "plate", {n: _astronaut() for n in (1001, 1002, 1003)})
     report = run_plate(PlateJobConfig(input=seq, out=tmp_path / "out", frames="1002:1003", **FAST), progress=None)
@@ -278,7 +295,7 @@ def test_scene_light_job(tmp_path):
     report = run_plate(PlateJobConfig(input=seq, out=tmp_path / "out", scene=path, **FAST), progress=None)
     assert report.relit == [1, 2]
     rec = json.loads((tmp_path / "out" / "frames" / "frame.0001.json").read_text())
-    assert rec["target_sh"] is None and np.array(rec["target_sh_network"]).shape == (9, 3)
+    assert np.array(rec["target_sh"]).shape == (9, 3) and np.array(rec["target_sh_network"]).shape == (9, 3)
 
 
 def test_orbit_camera_gives_an_rgba_head_render(tmp_path):
@@ -300,6 +317,7 @@ def test_cli(tmp_path, capsys):
                  "--no-multilayer", "--no-preview", "--quiet", "--light", "top"])
     captured = capsys.readouterr()
     assert code == 0 and "relit: 1 frames" in captured.out
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()  # the caller's state is kept
     code = main(["plate", str(seq), "--out", str(tmp_path / "out2"), "--light", "sunset"])
     assert code == 2 and "unknown light preset 'sunset'" in capsys.readouterr().err
 

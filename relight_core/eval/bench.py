@@ -366,11 +366,11 @@ def _prepare_model(model: Relighter, mode: str, precision: str, compile_mode: st
     from relight_core.models import fast
 
     if mode in COMPILING_MODES:
-        import torch._dynamo
+        import torch._dynamo as dynamo  # (a plain `import torch._dynamo` would make `torch` local here)
 
         # A module Inductor cannot compile then runs eagerly (with a warning in the log) instead of
         # losing the whole run on the one-shot device machine.
-        torch._dynamo.config.suppress_errors = True
+        dynamo.config.suppress_errors = True
     if mode == "compile":
         fast.compile_dense_modules(model, compile_mode)
     if mode in CAST_MODES:
