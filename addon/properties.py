@@ -89,7 +89,8 @@ class RELIGHT_PG_settings(bpy.types.PropertyGroup):
     )
     exposure: FloatProperty(
         name="Exposure",
-        description="Extra exposure of the new lighting, in stops",
+        description="Stops of extra new light: the scene's lights and world (or the preset) are 2^stops as "
+                    "bright for the relighting; the plate itself is not scaled",
         default=0.0,
         soft_min=-10.0,
         soft_max=10.0,

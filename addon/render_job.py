@@ -77,7 +77,8 @@ def frame_request(scene, depsgraph, view_layer, allow_bake=False):
                 "device": (prefs.device if prefs is not None else "AUTO").lower(),
                 "colourspace": s.plate_colorspace or None, "video_start": 1, "focal_mm": s.plate_focal_mm,
                 "sensor_width_mm": s.plate_sensor_width, "resume_warmup": s.warmup_frames,
-                "formats": ["exr32"], "multilayer": False, "preview": False, "contact_sheet": False}
+                "exposure": s.exposure, "formats": ["exr32"], "multilayer": False, "preview": False,
+                "contact_sheet": False}
     warnings, files = [], {}
     if s.light_source == "PRESET":
         settings["light"] = s.preset

@@ -220,7 +220,8 @@ class Handler:
 
         args: :class:`relight_core.plate.PlateJobConfig` fields (``input``, ``out``, ``scene``,
         ``plate_camera``, ``frames``, ``weights``...); ``exr32`` is always among the formats,
-        since the add-on reads its passes from there.
+        since the add-on reads its passes from there. Optional ``exposure``: stops of extra
+        target light (the add-on's Exposure; see :func:`_expose_light`).
 
         Result: ``out``, ``summary``, ``warnings``, ``trained_weights`` and ``frames``: per frame
         ``frame``, ``relit``, ``reason`` and ``passes``: a ``.npz`` of every pass as float32
@@ -228,11 +229,15 @@ class Handler:
         """
         from .plate import PlateJobConfig, run_plate
 
-        known = {f.name for f in dataclasses.fields(PlateJobConfig)}
+        known = {f.name for f in dataclasses.fields(PlateJobConfig)} | {"exposure"}
         unknown = sorted(set(args) - known)
         if unknown:
             raise RequestError("bad_request", f"render: unknown setting(s) {unknown}")
         settings = dict(args)
+        exposure = settings.pop("exposure", 0.0)
+        if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) or not math.isfinite(exposure):
+            raise RequestError("bad_request", f"exposure: expected a finite number of stops, got {exposure!r}")
+        settings = _expose_light(settings, float(exposure))
         settings["formats"] = tuple(dict.fromkeys(tuple(settings.get("formats", ())) + ("exr32",)))
         for key in ("passes", "ratio_range"):
             if key in settings:
@@ -425,6 +430,51 @@ def _display_uint8(frame) -> np.ndarray:
     if src.dtype == np.uint8 and frame.colourspace == colour.SRGB:
         return np.ascontiguousarray(colour.split_channels(src)[0])
     return colour.encode(frame.rgb, None, colour.SRGB, np.uint8)
+
+
+def _expose_light(settings: dict, stops: float) -> dict:
+    """``settings`` with the target light ``2**stops`` times as bright (0: unchanged).
+
+    The light itself is scaled, not the output: the network relights from the target SH and the
+    shading ratio is clamped, so brighter light is not a brighter image times a constant. A
+    scene's lights gain ``stops`` of exposure and its world ``2**stops`` strength; a preset or SH
+    file becomes a scaled SH file. The scaled light is written into the job folder (``light/``)
+    and the job's identity follows its content, so each exposure is its own job.
+    """
+    if stops == 0.0:
+        return settings
+    from .io import atomic_path
+    from .plate.config import DEFAULT_LIGHT, check_preset, load_scene, load_sh_file
+
+    folder = Path(settings["out"]) / "light"
+    tag = f"exposure{stops:+.4f}"
+    if settings.get("scene"):
+        data = load_scene(settings["scene"]).to_dict()  # world map paths come back absolute
+        for frame in data["frames"]:
+            for light in frame["lights"]:
+                light["exposure"] += stops
+            if frame["world"] is not None:
+                frame["world"]["strength"] *= 2.0**stops
+        path = folder / f"scene.{tag}.json"
+        settings = dict(settings, scene=str(path))
+    else:
+        if settings.get("sh_file"):
+            coeffs = load_sh_file(settings["sh_file"])
+        else:
+            name = settings.get("light") or DEFAULT_LIGHT
+            if name == "rotating":
+                raise RequestError("input", "exposure: the rotating preset has no fixed light to scale; "
+                                            "set Exposure to 0 or pick another light")
+            check_preset(name)
+            from .sh import preset
+
+            coeffs = preset(name)
+        data = {"sh": (coeffs * 2.0**stops).tolist()}
+        path = folder / f"sh.{tag}.json"
+        settings = dict(settings, light=None, sh_file=str(path))
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1))
+    return settings
 
 
 def _blender_passes(out: Path, number: int, names) -> Path:

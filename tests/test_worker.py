@@ -209,3 +209,38 @@ def test_mesh_is_in_metres_in_head_space(clip, tmp_path):
     extent = mesh.bounds[1] - mesh.bounds[0]
     assert len(mesh.vertices) == final["result"]["vertices"] > 100
     assert 0.08 < extent.max() < 0.6  # a head, in metres
+
+
+def _target_sh(out, frame=2):
+    return np.asarray(json.loads((out / "frames" / f"frame.{frame:04d}.json").read_text())["target_sh"])
+
+
+def test_render_exposure_scales_the_target_light(clip, tmp_path):
+    """The add-on's Exposure: the target light (preset, or a scene's lights and world) is
+    2**stops as bright, and each exposure is its own job."""
+    from relight_core.scene import Light, Scene, SceneFrame, World
+
+    handler = Handler()
+    one = dict(frames="2:2", resume_warmup=0)
+    _, final = _run(handler, "render", _render_args(clip, tmp_path / "rim", light="rim", exposure=1, **one))
+    assert final["type"] == "result", final
+    np.testing.assert_allclose(_target_sh(tmp_path / "rim"), 2.0 * sh.preset("rim").numpy(), rtol=1e-5)
+
+    sun = Light(type="sun", power=3.0, matrix=((1, 0, 0, 0), (0, 0.6, -0.8, 0), (0, 0.8, 0.6, 0), (0, 0, 0, 1)))
+    world = World(kind="constant", color=(0.2, 0.3, 0.4), strength=0.5)
+    scene_file = tmp_path / "scene.json"
+    Scene(frames={2: SceneFrame(frame=2, lights=(sun,), world=world)}).save(scene_file)
+    targets = {}
+    for stops in (0.0, -1.5):
+        out = tmp_path / f"scene{stops}"
+        _, final = _run(handler, "render", _render_args(clip, out, scene=str(scene_file), exposure=stops, **one))
+        assert final["type"] == "result", final
+        targets[stops] = _target_sh(out)
+    assert np.abs(targets[0.0]).max() > 0.05
+    np.testing.assert_allclose(targets[-1.5], 2.0**-1.5 * targets[0.0], rtol=1e-4, atol=1e-6)
+    assert json.loads(scene_file.read_text())["frames"][0]["lights"][0]["exposure"] == 0.0  # the input is kept
+
+    _, final = _run(handler, "render", _render_args(clip, tmp_path / "bad", exposure="bright"))
+    assert final["kind"] == "bad_request" and "exposure" in final["message"]
+    _, final = _run(handler, "render", _render_args(clip, tmp_path / "rot", light="rotating", exposure=1))
+    assert final["kind"] == "input" and "rotating" in final["message"]
