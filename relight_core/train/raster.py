@@ -284,10 +284,25 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     faces = faces.to(device=vertices.device, dtype=torch.long)
     v = vertices[:, faces]  # [B, F, 3, 3]
     fn = torch.cross(v[:, :, 1] - v[:, :, 0], v[:, :, 2] - v[:, :, 0], dim=-1)
-    n = torch.zeros_like(vertices)
-    for k in range(3):
-        n.index_add_(1, faces[:, k], fn)
+    padded = torch.cat([fn, fn.new_zeros(fn.shape[0], 1, 3)], dim=1)  # face F: padding, adds zero
+    n = padded[:, incident_faces(faces, vertices.shape[1])].sum(dim=2)
     return n / n.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+def incident_faces(faces: torch.Tensor, n_vertices: int) -> torch.Tensor:
+    """``[V, K]`` the faces around each vertex in face order, padded with ``F`` (K = largest valence).
+
+    Summing over this table instead of ``index_add_`` keeps vertex normals bit-identical from run
+    to run on CUDA, where ``index_add_`` adds in whatever order its atomics land.
+    """
+    corners = faces.reshape(-1)
+    order = torch.sort(corners, stable=True).indices
+    vertex = corners[order]
+    counts = torch.bincount(corners, minlength=n_vertices)
+    slot = torch.arange(corners.numel(), device=faces.device) - (torch.cumsum(counts, 0) - counts)[vertex]
+    table = torch.full((n_vertices, int(counts.max())), faces.shape[0], dtype=torch.long, device=faces.device)
+    table[vertex, slot] = order // 3
+    return table
 
 
 def normals_to_camera(normals: torch.Tensor, cameras: torch.Tensor) -> torch.Tensor:
