@@ -271,15 +271,16 @@ def _load_average() -> float | None:
 
 
 def git_commit() -> str:
-    """`git rev-parse --short HEAD` of this source tree; else $RELIGHT_GIT_COMMIT; else "unknown"."""
+    """$RELIGHT_GIT_COMMIT when set (a copied tree's .git can be stale); else `git rev-parse --short
+    HEAD` of this source tree; else "unknown"."""
+    if os.environ.get("RELIGHT_GIT_COMMIT"):
+        return os.environ["RELIGHT_GIT_COMMIT"]
     try:
         done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
                               capture_output=True, text=True, timeout=10, check=True)
-        if done.stdout.strip():
-            return done.stdout.strip()
+        return done.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
-        pass
-    return os.environ.get("RELIGHT_GIT_COMMIT", "unknown")
+        return "unknown"
 
 
 def _provenance(cfg: RelighterConfig, device: torch.device, precision: str) -> dict:
