@@ -43,3 +43,19 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared test data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def face_clip(shared_data, tmp_path_factory) -> Path:
+    """Frames 70-72 of the Tears of Steel excerpt (a face in each; CC BY 3.0, (c) Blender
+    Foundation) as a 3-frame MP4: a real plate that the worker and add-on tests run in seconds."""
+    from relight_core.io import MovieWriter, open_plate
+
+    source = shared_data / "video" / "tears_of_steel_clip.mp4"
+    if not source.is_file():
+        pytest.skip(f"{source} not found")
+    short = tmp_path_factory.mktemp("face_clip") / "short.mp4"
+    with MovieWriter(short, fps=24) as movie:
+        for frame in open_plate(source, frames=range(70, 73)):
+            movie.write(frame.source_pixels)
+    return short

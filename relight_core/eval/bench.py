@@ -525,11 +525,16 @@ def write_results(results: list[dict], out_dir: str | os.PathLike) -> tuple[Path
 
     Returns the two paths (json, md).
     """
+    return write_json_and_table(out_dir, "bench", results, format_table(results))
+
+
+def write_json_and_table(out_dir: str | os.PathLike, stem: str, data, table: str) -> tuple[Path, Path]:
+    """`out_dir/stem.json` (data) and `out_dir/stem.md` (table), each written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "bench.json", out / "bench.md"
-    _atomic_write(json_path, json.dumps(results, indent=2) + "\n")
-    _atomic_write(md_path, format_table(results))
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    _atomic_write(json_path, json.dumps(data, indent=2) + "\n")
+    _atomic_write(md_path, table)
     return json_path, md_path
 
 

@@ -212,11 +212,6 @@ def format_plate_table(r: dict) -> str:
 
 def write_plate_results(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``plate_bench.json`` and ``plate_bench.md`` into ``out_dir`` atomically; returns both paths."""
-    from .bench import _atomic_write
+    from .bench import write_json_and_table
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "plate_bench.json", out / "plate_bench.md"
-    _atomic_write(json_path, json.dumps(result, indent=2) + "\n")
-    _atomic_write(md_path, format_plate_table(result))
-    return json_path, md_path
+    return write_json_and_table(out_dir, "plate_bench", result, format_plate_table(result))

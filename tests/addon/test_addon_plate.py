@@ -26,17 +26,8 @@ from conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data, tmp_path_factory):
-    from relight_core.io import MovieWriter, open_plate
-
-    source = shared_data / "video" / "tears_of_steel_clip.mp4"
-    if not source.is_file():
-        pytest.skip("clip not found")
-    short = tmp_path_factory.mktemp("plate") / "short.mp4"
-    with MovieWriter(short, fps=24) as movie:
-        for frame in open_plate(source, frames=range(70, 73)):
-            movie.write(frame.source_pixels)
-    return short
+def clip(face_clip):
+    return face_clip
 
 
 @pytest.fixture(scope="module")
