@@ -427,7 +427,9 @@ def directional(direction, irradiance=1.0, color=None, angle: float = 0.0, *, dt
         direction: ``[..., 3]`` direction from the subject **toward** the light, DPR frame
             (normalized here; must be non-zero).
         irradiance: ``E`` at normal incidence (W/m^2; Blender sun strength x 2^exposure),
-            number or ``[...]`` tensor.
+            number or ``[...]`` tensor. With ``angle > 0`` it is the disk's radiance integrated
+            over its solid angle (``g_0 = 1``), which equals the normal-incidence irradiance
+            only as the disk shrinks; this is how Blender's sun strength behaves too.
         color: optional linear RGB ``[..., 3]``; gives coloured ``[..., 9, 3]`` coefficients.
         angle: angular diameter of the sun disk in radians, [0, pi] (0 = point light). A uniform
             cap of half-angle a blurs band l by g_0 = 1, g_1 = (1 + cos a)/2,
