@@ -429,7 +429,8 @@ def directional(direction, irradiance=1.0, color=None, angle: float = 0.0, *, dt
         irradiance: ``E`` at normal incidence (W/m^2; Blender sun strength x 2^exposure),
             number or ``[...]`` tensor. With ``angle > 0`` it is the disk's radiance integrated
             over its solid angle (``g_0 = 1``), which equals the normal-incidence irradiance
-            only as the disk shrinks; this is how Blender's sun strength behaves too.
+            only as the disk shrinks (Blender's sun strength behaves so: a 90-degree sun is checked
+            against Cycles in tests/addon/test_addon_sh_cycles.py).
         color: optional linear RGB ``[..., 3]``; gives coloured ``[..., 9, 3]`` coefficients.
         angle: angular diameter of the sun disk in radians, [0, pi] (0 = point light). A uniform
             cap of half-angle a blurs band l by g_0 = 1, g_1 = (1 + cos a)/2,
