@@ -299,6 +299,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="training", disable=self.rank != 0)
         skipped = 0
+        window: dict[str, list[float]] = {}  # every value since the last log line (mixed data logs both kinds)
         try:
             while self.step < cfg.steps:
                 step_start = time.monotonic()
@@ -308,11 +309,15 @@ class Trainer:
                 skipped = skipped + 1 if result["skipped"] else 0
                 if skipped >= 10:
                     raise FloatingPointError(f"10 non-finite steps in a row up to step {self.step}: {result}")
+                for key, value in {"seconds": time.monotonic() - step_start, **result}.items():
+                    window.setdefault(key, []).append(value)
                 if self.rank == 0 and self.step % cfg.log_every == 0:
-                    record = {"step": self.step, "seconds": round(time.monotonic() - step_start, 4), **result}
+                    means = {key: sum(values) / len(values) for key, values in window.items()}
+                    record = {"step": self.step, **means, "seconds": round(means["seconds"], 4)}
                     with open(log, "a") as f:
                         f.write(json.dumps(record) + "\n")
-                    bar.set_postfix(total=f"{result['total']:.3f}")
+                    bar.set_postfix(total=f"{means['total']:.3f}")
+                    window.clear()
                 if self.step % cfg.sample_every == 0:
                     self.write_samples()
                 out_of_time = cfg.max_minutes and time.monotonic() - start > 60 * cfg.max_minutes
