@@ -22,6 +22,14 @@ import torch
 UNTRAINED_TEMPORAL_OUTPUTS = ("temporal.albedo_head.weigh.", "temporal.shading_head.weigh.")
 
 
+def zero_untrained_temporal_outputs(model: torch.nn.Module) -> None:
+    """Zero the temporal network's output layers in place: its residuals become 0."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith(UNTRAINED_TEMPORAL_OUTPUTS):
+                parameter.zero_()
+
+
 def export_weights(checkpoint: str | Path, out: str | Path, *, status: str = "", half: bool = True) -> dict[str, str]:
     """Write `checkpoint` as shippable weights at `out`; returns the metadata written."""
     from ..checkpoints import read_checkpoint, save_checkpoint

@@ -33,6 +33,7 @@ from ..models.config import get_config
 from ..models.relighter import Relighter
 from . import losses
 from .config import TrainConfig
+from .export import zero_untrained_temporal_outputs
 
 SHARD_BYTES = 15 * 2**20
 
@@ -115,6 +116,10 @@ class Trainer:
                              f"trains {config.model!r}")
         self.temporal_stage = config.stage == "temporal"
         self.temporal_steps_before = _temporal_steps(config.init) if config.init else 0
+        if self.temporal_stage and self.temporal_steps_before == 0:
+            # An untrained temporal network starts from zero residuals (video = per-frame images),
+            # not from the random output layers the encoder stage carried along untouched.
+            zero_untrained_temporal_outputs(model)
         self.model = model.to(self.device)
         # the temporal stage trains only the temporal network; the rest runs as at inference
         for name, parameter in self.model.named_parameters():

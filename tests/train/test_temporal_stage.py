@@ -119,3 +119,20 @@ def test_export_zeroes_an_untrained_temporal_network(tmp_path):
         image = model(frames[-1:], camera, sh)
     assert out["residual_albedo"] is not None
     torch.testing.assert_close(out["image"], image["image"])
+
+
+def test_the_temporal_stage_starts_from_zero_residuals(tmp_path):
+    """Encoder-stage weights carry random, untrained temporal output layers; the temporal stage
+    zeroes them first, so training starts from video = per-frame images (a trained temporal
+    network, temporal_steps > 0, is kept as it is)."""
+    encoder_run = tmp_path / "encoder"
+    assert train_main([str(Path(__file__).resolve().parents[2] / "configs/train/tiny.toml"), "--out", str(encoder_run),
+                       "--steps", "1"]) == 0
+    init = encoder_run / "step_00000001" / "model.safetensors"
+    outputs = ("temporal.albedo_head.weigh.", "temporal.shading_head.weigh.")
+    assert any(v.any() for k, v in read_checkpoint(init)[0].items() if k.startswith(outputs))
+    raw = TrainConfig.from_dict({"model": "tiny", "stage": "temporal", "batch_size": 1, "sequence_length": 6,
+                                 "init": str(init)})
+    trainer = Trainer(raw, make_data(raw), tmp_path / "temporal")
+    heads = {k: v for k, v in trainer.model.state_dict().items() if k.startswith(outputs)}
+    assert len(heads) == 4 and not any(v.any() for v in heads.values())
