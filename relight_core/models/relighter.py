@@ -156,6 +156,7 @@ class VideoRelighter:
         self.model = model
         self.window_policy = window_policy
         self.window = model.config.temporal_window
+        self.silent = model.temporal.is_silent()  # zero residuals: skip the network (weights read once, here)
         self.reset()
 
     def reset(self) -> None:
@@ -167,6 +168,9 @@ class VideoRelighter:
         """Temporal residuals from the buffer: albedo [B, 3C, R, R], shading [L, B, 3C, R, R]; None while filling."""
         if len(self._albedo) < self.window:
             return None
+        if self.silent:
+            shading = self._shading[-1]
+            return torch.zeros_like(self._albedo[-1]), shading.new_zeros(light_count, *shading.shape[1:])
         albedo_window = torch.cat(list(self._albedo), dim=1)  # [B, window*3C, R, R], oldest first
         shading_window = torch.cat([_with_light_count(s, light_count) for s in self._shading], dim=2)
         count, batch = shading_window.shape[:2]

@@ -79,6 +79,12 @@ class TemporalNet(nn.Module):
         self.albedo_head = StreamHead(channels, window)
         self.shading_head = StreamHead(channels, window)
 
+    def is_silent(self) -> bool:
+        """Whether both output layers are exactly zero (an untrained network as shipped): every
+        residual is then 0 and running the network can be skipped."""
+        heads = (self.albedo_head.weigh, self.shading_head.weigh)
+        return not any(p.any() for head in heads for p in head.parameters())
+
     def forward(self, albedo_window: Tensor, shading_window: Tensor) -> tuple[Tensor, Tensor]:
         """albedo_window, shading_window [B, window*3C, R, R] -> residuals [B, 3C, R, R] each."""
         batch, _, height, width = albedo_window.shape

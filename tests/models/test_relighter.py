@@ -154,6 +154,29 @@ def test_video_accepts_a_switch_to_coloured_light(tiny):
     assert out["shading_planes"].shape[0] == 3 and out["image"].shape == (1, 3, 64, 64)
 
 
+def test_a_silent_temporal_network_is_skipped_with_the_same_result():
+    """Zeroed output layers (untrained, as shipped) give zero residuals: the video path skips the
+    network and still returns exactly what running it gives, grey and coloured."""
+    torch.manual_seed(3)
+    model = Relighter(get_config("tiny")).eval()
+    for head in (model.temporal.albedo_head, model.temporal.shading_head):
+        torch.nn.init.zeros_(head.weigh.weight)
+        torch.nn.init.zeros_(head.weigh.bias)
+    skipped, computed = VideoRelighter(model), VideoRelighter(model)
+    assert skipped.silent
+    computed.silent = False
+    frames, cams = images(model.config.temporal_window + 2, seed=5), frontal_cameras(1)
+    with torch.no_grad():
+        for i, frame in enumerate(frames):
+            sh = grey_light(1) if i % 2 else grey_light(1)[..., None].repeat(1, 1, 3)
+            a, b = skipped.step(frame[None], cams, sh), computed.step(frame[None], cams, sh)
+            for key in ("residual_albedo", "residual_shading", "image"):
+                assert (a[key] is None) == (b[key] is None)
+                if a[key] is not None:
+                    assert torch.equal(a[key], b[key]), key
+    assert not VideoRelighter(Relighter(get_config("tiny"))).silent
+
+
 @pytest.mark.cuda
 def test_paper_config_on_cuda_matches_cpu():
     """The paper network on the GPU (TF32 off) agrees with the CPU in fp32 (conformance tolerance)."""
