@@ -29,7 +29,7 @@ def normalized_intrinsics(cam_obj, depsgraph, width, height, aspect_x=1.0, aspec
 
 
 def camera_dict(cam_obj, scene, depsgraph):
-    """The scene.py ``camera`` dict of a perspective camera object at the depsgraph's frame.
+    """The relight_core.scene ``camera`` dict of a perspective camera object at the depsgraph's frame.
 
     Args:
         cam_obj: a camera object (original or evaluated).

@@ -46,7 +46,7 @@ def _rows(matrix):
 
 
 def light_dict(light, matrix, name, warnings):
-    """The scene.py ``light`` dict of a (evaluated) Light datablock placed at ``matrix``."""
+    """The relight_core.scene ``light`` dict of a (evaluated) Light datablock placed at ``matrix``."""
     color = [float(c) for c in light.color]
     if getattr(light, "use_temperature", False):  # Blender 4.5+
         color = [c * float(t) for c, t in zip(color, light.temperature_color)]
@@ -217,7 +217,7 @@ def bake_world(world, frame, path, width=64, samples=256):
 
 
 def export_world(scene, frame, bake_dir, settings, bake_cache, warnings):
-    """The scene.py ``world`` dict (None for no world); paths are relative to ``bake_dir``'s parent."""
+    """The relight_core.scene ``world`` dict (None for no world); paths are relative to ``bake_dir``'s parent."""
     world = scene.world
     if world is None:
         return None
@@ -251,7 +251,7 @@ def _bake_settings(scene):
 
 
 def export_frame(scene, depsgraph, view_layer, bake_dir, bake_cache=None, warnings=None):
-    """The scene.py ``frame`` dict of ``scene`` as evaluated in ``depsgraph`` (its current frame).
+    """The relight_core.scene ``frame`` dict of ``scene`` as evaluated in ``depsgraph`` (its current frame).
 
     Args:
         scene: the Blender scene (original).

@@ -443,7 +443,7 @@ def track_crop(path: Path, size: int, interpupillary_m: float = 0.063) -> tuple[
 
 
 def _run_benchmark(args: argparse.Namespace, model, status: str) -> int:
-    from .eval.bench import device_name
+    from .eval.timing import device_name
 
     size = model.config.image_size
     if args.image is None:

@@ -46,11 +46,8 @@ import datetime
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,6 +60,8 @@ from relight_core import camera as cam
 from relight_core.models.config import PRESETS, RelighterConfig, get_config
 from relight_core.models import kernels
 from relight_core.models.relighter import Relighter, VideoRelighter, split_camera
+
+from .timing import _load_average, device_name, git_commit, precision_context, time_call
 
 PRECISIONS = ("fp32", "bf16")
 """Precisions `run_benchmark` accepts."""
@@ -186,101 +185,8 @@ def _stage_calls(model: Relighter, x: _Inputs) -> dict[str, Callable[[], Callabl
 
 
 # ------------------------------------------------------------------------------------------
-# timing
-# ------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def precision_context(precision: str, device_type: str, autocast: bool = True) -> Iterator[None]:
-    """"fp32": TF32 off for matmul and cuDNN (flags restored on exit); "bf16": bf16 autocast
-    (nothing when `autocast` is False: the model was converted to bf16)."""
-    if precision == "bf16" and not autocast:
-        yield
-        return
-    if precision == "bf16":
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, iterations: int, warmup: int) -> dict:
-    """Time `fn()`: `warmup` untimed calls, then `iterations` timed ones.
-
-    Returns {"median_ms", "min_ms", "max_ms"} (milliseconds, host wall time, synchronized on CUDA)
-    and "peak_mib": peak CUDA memory allocated during the timed calls (MiB; None on the CPU).
-    """
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(iterations):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "peak_mib": peak}
-
-
-# ------------------------------------------------------------------------------------------
 # provenance
 # ------------------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def device_name(device: torch.device) -> str:
-    """GPU name, or "<CPU model> (<n> threads)" with torch's intra-op thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{_cpu_model()} ({torch.get_num_threads()} threads)"
-
-
-def _load_average() -> float | None:
-    """1-minute system load average when the run starts (None where unknown). On a CPU, load from
-    other processes makes the timings meaningless (idle threads spin at every parallel region)."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
-def git_commit() -> str:
-    """$RELIGHT_GIT_COMMIT when set (a copied tree's .git can be stale); else `git rev-parse --short
-    HEAD` of this source tree; else "unknown"."""
-    if os.environ.get("RELIGHT_GIT_COMMIT"):
-        return os.environ["RELIGHT_GIT_COMMIT"]
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
-                              capture_output=True, text=True, timeout=10, check=True)
-        return done.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _provenance(cfg: RelighterConfig, device: torch.device, precision: str) -> dict:
@@ -619,6 +525,8 @@ def run(args: argparse.Namespace) -> int:
                                              args.batch, progress=True, mode=mode, compile_mode=args.compile_mode))
                 write_results(results, args.out)  # after each run: a later failure or timeout keeps these
         if args.profile:
+            from .bench_profile import profile_video_frames
+
             path = profile_video_frames(args.config, device, precisions[-1], modes[-1], args.out / "profile.txt",
                                         batch=args.batch, compile_mode=args.compile_mode)
             print(f"wrote {path}")
@@ -639,48 +547,6 @@ def _earlier_results(out_dir: Path) -> list[dict]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"cannot append to {path}: {error}; delete it or drop --append") from None
-
-
-def profile_video_frames(config: str, device: str, precision: str, mode: str, path: Path, *, batch: int = 1,
-                         frames: int = 10, compile_mode: str = "default") -> Path:
-    """torch.profiler over `frames` steady-state video frames, written to `path` as a table.
-
-    The frames run `FastVideoRelighter` without a graph (so the stage ranges "stage:*" appear;
-    the graph changes launch gaps, not kernels) in `mode`'s kernel setting.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    from relight_core.models.fast import FastVideoRelighter
-
-    dev = _check_settings(device, precision, 1, 0, batch)
-    torch.manual_seed(0)
-    model = Relighter(get_config(config)).eval().to(dev)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-    with _mode_context(mode, dev), torch.inference_mode(), \
-            precision_context(precision, dev.type, autocast=mode not in CAST_MODES):
-        _prepare_model(model, mode, precision, compile_mode)
-        x = _make_inputs(model, batch, dev, 0)
-        video = FastVideoRelighter(model, use_graph=False) if dev.type == "cuda" else VideoRelighter(model)
-        for _ in range(model.config.temporal_window + 3):
-            video.step(x.image, x.camera, x.sh)
-        _sync(dev)
-        with profile(activities=activities) as prof:
-            for _ in range(frames):
-                video.step(x.image, x.camera, x.sh)
-            _sync(dev)
-    averages = prof.key_averages()
-    sort_key = "device_time_total" if dev.type == "cuda" else "cpu_time_total"
-    try:
-        table = averages.table(sort_by=sort_key, row_limit=40, max_name_column_width=70)
-    except (AttributeError, KeyError, ValueError):  # older torch names it cuda_time_total
-        table = averages.table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
-    header = (f"# {frames} steady-state video frames: {config}, {precision}, mode {mode} (no graph), batch {batch}, "
-              f"{device_name(dev)}, fused kernels: {kernels.fused_report() if mode != 'eager' else 'off'}\n"
-              f"# totals are over all {frames} frames; rows 'stage:*' are the stages of one frame\n\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, header + table + "\n")
-    return path
 
 
 def _run_plate_bench(args: argparse.Namespace, device: str) -> int:

@@ -88,7 +88,7 @@ def run_plate_benchmark(plate: str | Path, *, frames: str | None = None, device:
         the stage medians of a relit frame), ``loop_fps``, ``wall_fps``, ``setup_s``, ``finish_s``.
     """
     from ..plate import PlateJobConfig, run_plate
-    from .bench import _load_average, device_name, git_commit
+    from .timing import _load_average, device_name, git_commit
 
     chosen = weights if weights is not None else _default_weights(config)
     preview = _preview_possible()

@@ -141,7 +141,7 @@ def world_color_nodes_off(sc):
 
 
 def _env_pixels(h=32, w=64):
-    d = rscene._sh.envmap_directions(h, w).numpy()
+    d = sh.envmap_directions(h, w).numpy()
     u1, u2 = np.array([0.6, -0.7, 0.4]), np.array([-0.8, 0.2, 0.56])
     u1, u2 = u1 / np.linalg.norm(u1), u2 / np.linalg.norm(u2)
     r = 0.2 + 2.0 * np.clip(d @ u1, 0, None) ** 4
