@@ -1,4 +1,4 @@
-"""Blender camera -> scene.py camera: intrinsics against calc_matrix_camera and world_to_camera_view."""
+"""Blender camera -> relight_core.scene camera: intrinsics against calc_matrix_camera and world_to_camera_view."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_intrinsics_match_blender(empty_scene, addon, size, fit, shift, aspect):
     cam = _camera(sc, fit=fit, shift=shift)
     desc = _export_camera(addon, sc)
     assert desc.resolution == size and desc.sensor_fit == fit.lower()
-    # scene.py's lens model == the calc_matrix_camera intrinsics the add-on wrote
+    # relight_core.scene's lens model == the calc_matrix_camera intrinsics the add-on wrote
     np.testing.assert_allclose(desc.lens_intrinsics(), desc.intrinsics, atol=2e-6)
     # and both project like Blender does
     uv = rcamera.project_points(POINTS, desc.cam2world(), desc.lens_intrinsics()).numpy()

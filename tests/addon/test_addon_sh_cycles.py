@@ -160,7 +160,7 @@ def world_environment_image(sc, tmp_path):
     env = _env_pixels()
     h, w = env.shape[:2]
     np.save(tmp_path / "env.npy", env)
-    try:  # a real EXR file, read by Cycles and by scene.py alike
+    try:  # a real EXR file, read by Cycles and by relight_core.scene alike
         import OpenEXR
 
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
