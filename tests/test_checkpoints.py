@@ -113,17 +113,6 @@ def test_shipped_weights_load_and_their_untrained_temporal_net_is_neutral():
         pytest.skip("no default weights shipped")
     model, trained = load_default_model()
     assert trained and model.config.name == "small" and "trained" in default_weights_status()
-    size = model.config.image_size
-    frames = torch.rand(model.config.temporal_window + 1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    cam2world = torch.eye(4)
-    cam2world[:3, :3] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
-    cam2world[2, 3] = 2.7
-    camera = torch.cat([cam2world.flatten(), torch.tensor([4.2634, 0, 0.5, 0, 4.2634, 0.5, 0, 0, 1])])[None]
-    sh = torch.tensor([[0.8, 0.1, 0.3, -0.2, 0, 0, 0, 0, 0]])
-    video = VideoRelighter(model)
-    with torch.no_grad():
-        for frame in frames:
-            out = video.step(frame[None], camera, sh)
-        image = model(frames[-1:], camera, sh)
-    assert out["residual_albedo"] is not None
-    torch.testing.assert_close(out["image"], image["image"])
+    # zero residuals: video frames render exactly like images (tests/models/test_relighter.py
+    # checks that skipping the silent network equals running it)
+    assert VideoRelighter(model).silent

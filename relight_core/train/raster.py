@@ -161,7 +161,6 @@ def rasterize(
     dev = vertices.device
     verts = vertices.float()
     faces = faces.to(device=dev, dtype=torch.long)
-    F = faces.shape[0]
     x_cam, xy = project(verts, cameras.float().to(dev), height, width)
 
     v_cam = x_cam[:, faces]  # [B, F, 3, 3]

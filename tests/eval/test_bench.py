@@ -15,15 +15,6 @@ PROVENANCE = ("config", "device", "device_name", "torch", "cuda", "precision", "
               "warmup", "git_commit", "date_utc", "rows")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: tiny is fast on one, and a busy CI machine cannot stall thread barriers."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def fp32_result(one_thread) -> dict:
     return bench.run_benchmark("tiny", "cpu", iterations=2, warmup=1)

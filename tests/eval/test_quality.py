@@ -15,14 +15,6 @@ from relight_core.eval.quality import metrics as M
 from relight_core.eval.quality.classical import ratio_relight, shading_map
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _texture(size: int = 96) -> np.ndarray:
     from skimage import data
 

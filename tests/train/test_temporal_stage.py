@@ -107,18 +107,9 @@ def test_export_zeroes_an_untrained_temporal_network(tmp_path):
     zeroed = [k for k in tensors if k.startswith(("temporal.albedo_head.weigh.", "temporal.shading_head.weigh."))]
     assert len(zeroed) == 4 and all(not tensors[k].any() for k in zeroed)
     assert any(tensors[k].any() for k in tensors if k.startswith("temporal.") and k not in zeroed)
-    model = load_model(shipped)
-    size = model.config.image_size
-    frames = torch.rand(model.config.temporal_window + 1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    camera = make_data(TrainConfig.from_dict({"model": "tiny"})).batch(0, 0, 1, torch.device("cpu"))["camera"]
-    sh = torch.tensor([[0.8, 0.1, 0.3, -0.2, 0, 0, 0, 0, 0]])
-    video = VideoRelighter(model)
-    with torch.no_grad():
-        for frame in frames:
-            out = video.step(frame[None], camera, sh)
-        image = model(frames[-1:], camera, sh)
-    assert out["residual_albedo"] is not None
-    torch.testing.assert_close(out["image"], image["image"])
+    # silent: the video path skips the network and renders like images (test_relighter checks
+    # that this equals running it)
+    assert VideoRelighter(load_model(shipped)).silent
 
 
 def test_the_temporal_stage_starts_from_zero_residuals(tmp_path):
