@@ -6,12 +6,24 @@ import bpy
 from . import preferences
 
 
-class RELIGHT_PT_main(bpy.types.Panel):
-    bl_idname = "RELIGHT_PT_main"
-    bl_label = "Relight"
+class _SidebarPanel:
+    """Where every Relight panel lives: the 3D view's sidebar, "Relight" tab."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Relight"
+
+
+def _split_column(layout):
+    """A column with Blender's label | field property layout."""
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+    return layout.column()
+
+
+class RELIGHT_PT_main(_SidebarPanel, bpy.types.Panel):
+    bl_idname = "RELIGHT_PT_main"
+    bl_label = "Relight"
 
     @classmethod
     def poll(cls, context):
@@ -20,9 +32,7 @@ class RELIGHT_PT_main(bpy.types.Panel):
     def draw(self, context):
         s = context.scene.relight
         layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        col = layout.column()
+        col = _split_column(layout)
         col.prop(s, "plate_path")
         col.operator("relight.load_plate", icon="FILE_MOVIE")
         col.prop(s, "plate_colorspace")
@@ -40,12 +50,9 @@ class RELIGHT_PT_main(bpy.types.Panel):
             layout.label(text="Render engine is not Relight (F12 renders with it)", icon="INFO")
 
 
-class RELIGHT_PT_plate(bpy.types.Panel):
+class RELIGHT_PT_plate(_SidebarPanel, bpy.types.Panel):
     bl_idname = "RELIGHT_PT_plate"
     bl_label = "Plate"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Relight"
     bl_parent_id = "RELIGHT_PT_main"
 
     def draw(self, context):
@@ -57,9 +64,7 @@ class RELIGHT_PT_plate(bpy.types.Panel):
         col.operator("relight.preview_frame", icon="RENDER_STILL")
         col.operator("relight.light_from_plate", icon="WORLD")
         col.operator("relight.extract_head_mesh", icon="MESH_MONKEY")
-        col = layout.column()
-        col.use_property_split = True
-        col.use_property_decorate = False
+        col = _split_column(layout.column())
         col.prop(s, "plate_camera")
         col.prop(s, "weights")
         col.prop(s, "cache_dir")
@@ -69,21 +74,16 @@ class RELIGHT_PT_plate(bpy.types.Panel):
         layout.operator("relight.release", icon="X")
 
 
-class RELIGHT_PT_export(bpy.types.Panel):
+class RELIGHT_PT_export(_SidebarPanel, bpy.types.Panel):
     bl_idname = "RELIGHT_PT_export"
     bl_label = "Scene Export"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Relight"
     bl_parent_id = "RELIGHT_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         s = context.scene.relight
         layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
-        col = layout.column()
+        col = _split_column(layout)
         col.prop(s, "export_path")
         col.prop(s, "use_frame_range")
         sub = col.column(align=True)
