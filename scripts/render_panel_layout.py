@@ -234,11 +234,17 @@ class Theme:
     def __init__(self, prefs):
         theme = prefs.themes[0]
         ui, space = theme.user_interface, theme.view_3d.space
-        self.region = _rgb(space.tab_active)  # the sidebar's background (drawn over the viewport)
-        self.tab_back, self.tab_active = _rgb(space.tab_back), _rgb(space.tab_active)
-        self.tab_outline = _rgb(space.tab_outline)
-        self.panel_header, self.panel_back = _rgb(space.panelcolors.header), _rgb(space.panelcolors.back)
-        self.sub_back = space.panelcolors.sub_back[:]
+        if hasattr(space, "tab_active"):  # Blender 4.x: tab colours per space
+            active, back, outline = space.tab_active, space.tab_back, space.tab_outline
+        else:  # Blender 5.0: one tab widget style for every space
+            active, back, outline = ui.wcol_tab.inner_sel, ui.wcol_tab.inner, ui.wcol_tab.outline
+        self.region = _rgb(active)  # the sidebar's background (drawn over the viewport)
+        self.tab_back, self.tab_active, self.tab_outline = _rgb(back), _rgb(active), _rgb(outline)
+        if hasattr(space, "panelcolors"):  # Blender 4.x: panel colours per space
+            header, back, sub_back = space.panelcolors.header, space.panelcolors.back, space.panelcolors.sub_back
+        else:  # Blender 5.0: in the user interface theme
+            header, back, sub_back = ui.panel_header, ui.panel_back, ui.panel_sub_back
+        self.panel_header, self.panel_back, self.sub_back = _rgb(header), _rgb(back), sub_back[:]
         self.title, self.text = _rgb(space.title), _rgb(space.text)
         self.widgets = {name: getattr(ui, "wcol_" + name) for name in ("tool", "text", "num", "menu", "option")}
         self.roundness = ui.wcol_tool.roundness
