@@ -84,6 +84,12 @@ class Relighter(nn.Module):
         planes = self.shading_encoder(albedo_planes.repeat(count, 1, 1, 1), ws, self.noise_mode)
         return planes.reshape(count, batch, *planes.shape[1:])
 
+    def superresolve(self, features: Tensor, style: Tensor) -> Tensor:
+        """Rendered features [L, B, C, N, N] under L lights -> the picture [B, 3, S, S] (combine_lights)."""
+        count, batch = features.shape[:2]
+        images = self.superres(features.flatten(0, 1), style.repeat(count, 1)).unflatten(0, (count, batch))
+        return combine_lights(images)
+
     def render(self, albedo_planes: Tensor, shading_planes: Tensor, camera: Tensor, style: Tensor) -> dict[str, Tensor]:
         """Volume render + super-resolution.
 
@@ -99,16 +105,9 @@ class Relighter(nn.Module):
         cam2world, intrinsics = split_camera(camera)
         out = self.renderer(albedo_planes, shading_planes, cam2world, intrinsics)
         features = out["features"]
-        count, batch = features.shape[:2]
-        images = self.superres(features.flatten(0, 1), style.repeat(count, 1)).unflatten(0, (count, batch))
-        if count == 1:
-            image, image_raw = images[0], features[0, :, :3]
-        else:  # channel c of the picture comes from the render under light c
-            image = torch.stack([images[c, :, c] for c in range(3)], dim=1)
-            image_raw = torch.stack([features[c, :, c] for c in range(3)], dim=1)
         return {
-            "image": image,
-            "image_raw": image_raw,
+            "image": self.superresolve(features, style),
+            "image_raw": combine_lights(features[:, :, :3]),
             "albedo": out["albedo"][:, :3],
             "shading": out["shading"].transpose(0, 1)[:, :, 0],
             "depth": out["depth"],
@@ -136,6 +135,14 @@ def _with_light_count(shading: Tensor, count: int) -> Tensor:
     if shading.shape[0] == count:
         return shading
     return shading.mean(0, keepdim=True).expand(count, *shading.shape[1:])
+
+
+def combine_lights(per_light: Tensor) -> Tensor:
+    """Pictures [L, B, 3, H, W] under one grey light (L = 1) or three per-channel lights (L = 3)
+    -> [B, 3, H, W]: channel c of a coloured picture comes from the render under light c."""
+    if per_light.shape[0] == 1:
+        return per_light[0]
+    return torch.stack([per_light[c, :, c] for c in range(3)], dim=1)
 
 
 class VideoRelighter:

@@ -144,7 +144,7 @@ class NetworkStep:
         out = model.renderer(albedo, shading, c2w, K)  # geometry once, every light
         t = self._lap("render", t)
         lt = shading_t.shape[0]
-        rgb = self._superres(out["features"][:lt], style)
+        rgb = model.superresolve(out["features"][:lt], style)[0]  # target lights only
         shade = out["shading"][:, 0, 0]
         self._lap("superres", t)
         return {
@@ -156,13 +156,6 @@ class NetworkStep:
             "opacity": out["opacity"][0, 0].cpu().float(),
             "K": K[0].cpu().double().numpy(),
         }
-
-    def _superres(self, features: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """Target-light features ``[Lt, 1, C, N, N]`` -> ``[3, S', S']`` in [-1, 1]; as in
-        ``Relighter.render``, channel c of a coloured light comes from the render under light c."""
-        count = features.shape[0]
-        images = self.model.superres(features.flatten(0, 1), style.repeat(count, 1))  # [Lt, 3, S', S']
-        return images[0] if count == 1 else torch.stack([images[c, c] for c in range(3)])
 
     def _linear(self, x: torch.Tensor) -> torch.Tensor:
         """Network output in [0, 1] -> float32 linear on the CPU (decoded for display networks)."""
