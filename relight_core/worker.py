@@ -443,7 +443,7 @@ def _expose_light(settings: dict, stops: float) -> dict:
     """
     if stops == 0.0:
         return settings
-    from .io import atomic_path
+    from .io import write_text_atomic
     from .plate.config import DEFAULT_LIGHT, check_preset, load_scene, load_sh_file
 
     folder = Path(settings["out"]) / "light"
@@ -472,8 +472,7 @@ def _expose_light(settings: dict, stops: float) -> dict:
         data = {"sh": (coeffs * 2.0**stops).tolist()}
         path = folder / f"sh.{tag}.json"
         settings = dict(settings, light=None, sh_file=str(path))
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=1))
+    write_text_atomic(path, json.dumps(data, indent=1))
     return settings
 
 

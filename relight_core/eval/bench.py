@@ -47,7 +47,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -57,6 +56,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from relight_core import camera as cam
+from relight_core.io import write_text_atomic
 from relight_core.models.config import PRESETS, RelighterConfig, get_config
 from relight_core.models import kernels
 from relight_core.models.relighter import Relighter, VideoRelighter, split_camera
@@ -413,19 +413,6 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_results(results: list[dict], out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write `bench.json` (the result dicts) and `bench.md` (format_table) into `out_dir`, atomically.
 
@@ -439,8 +426,8 @@ def write_json_and_table(out_dir: str | os.PathLike, stem: str, data, table: str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    _atomic_write(json_path, json.dumps(data, indent=2) + "\n")
-    _atomic_write(md_path, table)
+    write_text_atomic(json_path, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(md_path, table)
     return json_path, md_path
 
 

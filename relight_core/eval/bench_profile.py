@@ -10,7 +10,8 @@ from relight_core.models import kernels
 from relight_core.models.config import get_config
 from relight_core.models.relighter import Relighter, VideoRelighter
 
-from .bench import CAST_MODES, _atomic_write, _check_settings, _make_inputs, _mode_context, _prepare_model
+from ..io import write_text_atomic
+from .bench import CAST_MODES, _check_settings, _make_inputs, _mode_context, _prepare_model
 from .timing import _sync, device_name, precision_context
 
 
@@ -52,5 +53,5 @@ def profile_video_frames(config: str, device: str, precision: str, mode: str, pa
               f"# totals are over all {frames} frames; rows 'stage:*' are the stages of one frame\n\n")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, header + table + "\n")
+    write_text_atomic(path, header + table + "\n")
     return path

@@ -21,6 +21,7 @@ from .writers import (
     write_like_source,
     write_multilayer_exr,
     write_png,
+    write_text_atomic,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "srgb_to_linear",
     "linear_to_srgb",
     "atomic_path",
+    "write_text_atomic",
     "output_path",
     "sequence_pattern",
     "write_png",

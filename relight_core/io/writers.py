@@ -35,6 +35,7 @@ from .images import encode_png
 
 __all__ = [
     "atomic_path",
+    "write_text_atomic",
     "output_path",
     "sequence_pattern",
     "write_png",
@@ -104,6 +105,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a (non-empty) text file through :func:`atomic_path`, UTF-8."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def output_path(folder: str | Path, pass_name: str, frame_number: int, ext: str,

@@ -515,7 +515,9 @@ class Scene:
         return cls(frames={f.frame: f for f in frames}, fps=d.get("fps", 24.0))
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        from ..io import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Scene":

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checkpoints import load_model, save_checkpoint
+from ..io import write_text_atomic
 from ..models.config import get_config
 from ..models.relighter import Relighter
 from . import losses
@@ -256,8 +257,8 @@ class Trainer:
         tensors, settings = self._state_tensors()
         shards = _write_shards(folder, tensors)
         meta = {"step": self.step, "config": self.config.to_dict(), "shards": shards, **settings}
-        _atomic_text(folder / "state.json", json.dumps(meta, indent=1))
-        _atomic_text(self.out_dir / "latest", folder.name)
+        write_text_atomic(folder / "state.json", json.dumps(meta, indent=1))
+        write_text_atomic(self.out_dir / "latest", folder.name)
         return folder
 
     def load(self, folder: Path) -> None:
@@ -389,9 +390,3 @@ def _write_shards(folder: Path, tensors: dict[str, Tensor]) -> list[str]:
         tmp.replace(folder / name)
         names.append(name)
     return names
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ...io import write_text_atomic
+
 DEFAULT_LIGHTS = ("key_left", "key_right", "top", "under")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -169,7 +171,7 @@ def run_quality(config: QualityConfig, progress: bool = True) -> dict:
     report["seconds"] = time.perf_counter() - started
     report["targets"] = R.targets(report)
     R.write_json(out / "report.json", report)
-    R.write_text(out / "report.md", R.markdown(report))
+    write_text_atomic(out / "report.md", R.markdown(report))
     return report
 
 

@@ -134,13 +134,6 @@ def write_json(path: Path, report: dict) -> None:
         tmp.write_text(json.dumps(_plain(report), indent=1, allow_nan=False))
 
 
-def write_text(path: Path, text: str) -> None:
-    from ...io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def contact_sheet(rows: list[dict], columns: list[tuple[str, str]], path: Path, note: str = "") -> None:
     """A grid: one row per example, one labelled column per (key, title); missing tiles are grey.
     Saved atomically as JPEG (quality 88) or PNG by the file's extension."""
