@@ -112,26 +112,11 @@ def targets(report: dict) -> list[dict]:
 # ------------------------------------------------------------------------------------------
 
 
-def _plain(x):
-    """Strict-JSON values: NaN and infinities become None, numpy scalars Python numbers."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    return x
-
-
 def write_json(path: Path, report: dict) -> None:
-    from ...io import atomic_path
+    from ...io import write_text_atomic
+    from ...passes import json_safe
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_plain(report), indent=1, allow_nan=False))
+    write_text_atomic(path, json.dumps(json_safe(report), indent=1, allow_nan=False))
 
 
 def contact_sheet(rows: list[dict], columns: list[tuple[str, str]], path: Path, note: str = "") -> None:
