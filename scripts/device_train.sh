@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# One chunk of training on the GPU machine, resumable across machines.
+# One chunk of training on the GPU machine, resumable across calls and machines.
 #
 #   scripts/device_train.sh CONFIG MINUTES [NPROC]
 #
-# Resumes from .carry/run (a checkpoint folder fetched from an earlier chunk: model.safetensors,
-# state-*.safetensors, state.json) when it is a checkpoint of the same stage as CONFIG. When the
-# carried checkpoint is of another stage (an encoder-stage run and a temporal CONFIG), the stage
-# starts fresh from the carried weights (--init .carry/run/model.safetensors). Trains for MINUTES
-# of wall time and copies the newest checkpoint, the log and the newest sample sheet flat into
-# $OUT (at most 8 files, each under 16 MiB: what the device tool brings back). Put those files
-# into .carry/run/ for the next chunk (scripts/fetch_run.sh does it). A portrait pack named by
-# CONFIG (portraits = ".carry/....safetensors") must be carried too.
+# The run lives in .device_run/<config name>/ on the GPU machine (git-ignored and never carried), so
+# the next call on the same warm machine goes on from it exactly, with nothing to carry but the
+# data. A checkpoint carried in .carry/run (model.safetensors, state-*.safetensors, state.json,
+# fetched from an earlier chunk by scripts/fetch_run.sh) takes precedence: one of CONFIG's stage is
+# resumed exactly; one of another stage (an encoder-stage run and a temporal CONFIG) starts the
+# stage from its weights. It is used up (removed there), so a later call that does not carry it
+# goes on from the machine's own run. Trains for MINUTES of wall time and copies the newest
+# checkpoint, the log and the newest sample sheet flat into $OUT (at most 8 files, each under
+# 16 MiB: what the device tool brings back). A portrait pack named by CONFIG must be carried too
+# (on a warm machine it stays from an earlier call).
 set -euo pipefail
 config=${1:?config}; minutes=${2:?minutes}; nproc=${3:-1}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-run=/tmp/relight_run
-rm -rf "$run" && mkdir -p "$run"  # only what .carry holds is resumed (the same on a reused machine)
-extra=()
+run=.device_run/$(basename "$config" .toml)
 if [ -f .carry/run/state.json ]; then
     read -r step carried_stage wanted_stage < <(python3 - "$config" <<'PY'
 import json, sys, tomllib
@@ -25,15 +25,22 @@ wanted = tomllib.load(open(sys.argv[1], "rb")).get("stage", "encoder")
 print(state["step"], state["config"].get("stage", "encoder"), wanted)
 PY
 )
+    rm -rf "$run" && mkdir -p "$run"
     if [ "$carried_stage" = "$wanted_stage" ]; then
         folder=$(printf 'step_%08d' "$step")
         mkdir -p "$run/$folder" && cp .carry/run/* "$run/$folder/" && echo "$folder" > "$run/latest"
-        echo "resuming the $wanted_stage stage from $folder"
+        echo "resuming the $wanted_stage stage from the carried $folder"
     else
-        extra=(--init .carry/run/model.safetensors)
+        cp .carry/run/model.safetensors "$run/init.safetensors"
         echo "carried checkpoint is $carried_stage-stage step $step: starting the $wanted_stage stage from its weights"
     fi
+    rm -rf .carry/run
+elif [ -f "$run/latest" ]; then
+    echo "going on from this machine's $run/$(cat "$run/latest")"
 fi
+mkdir -p "$run"
+extra=()
+[ -f "$run/init.safetensors" ] && extra=(--init "$run/init.safetensors")
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m relight_core.train "$config" \
     --out "$run" --max-minutes "$minutes" ${extra[@]+"${extra[@]}"}
