@@ -7,22 +7,23 @@
 # the next call on the same warm machine goes on from it exactly, with nothing to carry but the
 # data. A checkpoint carried in .carry/run (model.safetensors, state-*.safetensors, state.json,
 # fetched from an earlier chunk by scripts/fetch_run.sh) takes precedence: one of CONFIG's stage is
-# resumed exactly; one of another stage (an encoder-stage run and a temporal CONFIG) starts the
-# stage from its weights. It is used up (removed there), so a later call that does not carry it
-# goes on from the machine's own run. Trains for MINUTES of wall time and copies the newest
-# checkpoint, the log and the newest sample sheet flat into $OUT (at most 8 files, each under
-# 16 MiB: what the device tool brings back). A portrait pack named by CONFIG must be carried too
-# (on a warm machine it stays from an earlier call).
+# resumed exactly; one of another stage (the previous stage's run and the next stage's CONFIG, e.g.
+# an albedo-stage run and small_shading.toml) starts the stage from its weights. Checkpoints that
+# record the old stage name "encoder" are of the "joint" stage. The carried checkpoint is used up
+# (removed there), so a later call that does not carry it goes on from the machine's own run.
+# Trains for MINUTES of wall time and copies the newest checkpoint, the log and the newest sample
+# sheet flat into $OUT (at most 8 files, each under 16 MiB: what the device tool brings back). A
+# portrait pack named by CONFIG must be carried too (on a warm machine it stays from an earlier call).
 set -euo pipefail
 config=${1:?config}; minutes=${2:?minutes}; nproc=${3:-1}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 run=.device_run/$(basename "$config" .toml)
 if [ -f .carry/run/state.json ]; then
     read -r step carried_stage wanted_stage < <(python3 - "$config" <<'PY'
-import json, sys, tomllib
+import json, sys
+from relight_core.train.config import TrainConfig, recorded_stage
 state = json.load(open(".carry/run/state.json"))
-wanted = tomllib.load(open(sys.argv[1], "rb")).get("stage", "encoder")
-print(state["step"], state["config"].get("stage", "encoder"), wanted)
+print(state["step"], recorded_stage(state["config"]), TrainConfig.load(sys.argv[1]).stage)
 PY
 )
     rm -rf "$run" && mkdir -p "$run"

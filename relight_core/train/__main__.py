@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     parser.add_argument("--steps", type=int, help="override the configuration's step count")
     parser.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this much wall time")
-    parser.add_argument("--init", help="override the configuration's init weights (e.g. the encoder stage's "
-                                       "model.safetensors when starting the temporal stage)")
+    parser.add_argument("--init", help="override the configuration's init weights (e.g. the previous stage's "
+                                       "model.safetensors when starting the next stage)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@ Example (`configs/train/small.toml`):
     batch_size = 8
     [loss]
     rgb = 1.0
+
+A network is trained from scratch in three stages (the paper's dual encoders), then its temporal
+network (:data:`STAGES`); each stage after the first starts from the previous one's weights.
 """
 
 from __future__ import annotations
@@ -48,18 +51,66 @@ class LossWeights:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """What one training stage trains, against which loss terms, on which data."""
+
+    trains: tuple[str, ...]
+    """Prefixes of the parameter names it trains; every other parameter is frozen."""
+    losses: frozenset[str]
+    """The loss terms it computes (LossWeights names); the others are not computed at all."""
+    portraits: bool = False
+    """Whether a portrait pack may be mixed in (it has no albedo, shading or depth ground truth)."""
+    eval_modules: tuple[str, ...] = ()
+    """Frozen submodules that run as at inference (no dropout): the planes they feed the trained
+    modules are then the ones those modules will see after training."""
+
+
+STAGES: dict[str, Stage] = {
+    # 1. The albedo tri-plane: albedo colour and geometry (density) from the input crop. Only the
+    # albedo half of the decoders renders them; nothing here needs the shading path to be right.
+    "albedo": Stage(trains=("albedo_encoder.", "renderer.decoders.albedo_"),
+                    losses=frozenset({"albedo", "depth", "mask"})),
+    # 2. The shading tri-plane under the target light, against the stage-1 albedo and geometry,
+    # which stay frozen, the albedo decoder included: with rgb = albedo x shading, a trainable
+    # albedo decoder would let the rgb term move albedo and density to absorb shading errors,
+    # undoing stage 1 with no albedo, depth or mask term to hold them. The shading decoder is
+    # trained (stage 1 never used it). No super-resolution yet: raw colour only.
+    "shading": Stage(trains=("shading_encoder.", "lighting.", "renderer.decoders.shading_"),
+                     losses=frozenset({"shading", "rgb"}), eval_modules=("albedo_encoder",)),
+    # 3. Everything but the temporal network, every image term, portraits and the adversarial terms.
+    "joint": Stage(trains=("albedo_encoder.", "lighting.", "shading_encoder.", "planes_to_style.", "renderer.",
+                           "superres."),
+                   losses=frozenset({"rgb", "rgb_sr", "albedo", "shading", "depth", "mask", "structure",
+                                     "adversarial", "feature_matching"}),
+                   portraits=True),
+    # 4. The temporal network alone, on clips (relight_core.train.temporal_stage).
+    "temporal": Stage(trains=("temporal.",),
+                      losses=frozenset({"rgb", "rgb_sr", "structure", "temporal_short", "temporal_long"})),
+}
+RENAMED_STAGES = {"encoder": "joint"}
+"""Old stage names, as checkpoints written before the albedo and shading stages record them."""
+
+
+def recorded_stage(config: dict) -> str:
+    """The stage of a recorded configuration (a checkpoint's state.json "config"), by today's name."""
+    stage = config.get("stage", "joint")
+    return RENAMED_STAGES.get(stage, stage)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run. Every field can be set in the TOML file."""
 
     model: str = "small"
     """Network preset (relight_core.models.config)."""
-    stage: str = "encoder"
-    """What is trained: "encoder" (encoders, decoders, super-resolution; the temporal network is
-    left alone) or "temporal" (only the temporal network, on synthetic sequences, the rest frozen)."""
+    stage: str = "joint"
+    """What is trained (STAGES): "albedo" (the albedo encoder and decoder), "shading" (the shading
+    encoder and decoder and the lighting mapping), "joint" (everything but the temporal network)
+    or "temporal" (only the temporal network, on synthetic sequences, the rest frozen)."""
     data: str = "synthetic"
     """Training data: "synthetic" (heads rendered with ground truth, relight_core.train.synthetic)."""
     portraits: str = ""
-    """Encoder stage: a portrait pack (scripts/prepare_portraits.py) mixed into the synthetic data."""
+    """Joint stage: a portrait pack (scripts/prepare_portraits.py) mixed into the synthetic data."""
     portrait_fraction: float = 0.25
     """Share of steps whose batch comes from the portrait pack (when `portraits` is set)."""
     sequence_length: int = 0
@@ -81,8 +132,8 @@ class TrainConfig:
     max_minutes: float = 0.0
     """Stop (with a checkpoint) after this many minutes of wall time; 0 = no limit. For chunked runs."""
     init: str = ""
-    """Optional Relight checkpoint to start from (weights only). The temporal stage starts from
-    the encoder stage's weights, which it freezes."""
+    """Optional Relight checkpoint to start from (weights only): each stage after the first starts
+    from the previous stage's weights."""
     log_every: int = 50
     sample_every: int = 1000
     checkpoint_every: int = 1000
@@ -114,12 +165,15 @@ class TrainConfig:
 
     def check(self, source: str = "config") -> None:
         """Raise ValueError naming the setting for values that cannot work."""
-        if self.stage not in ("encoder", "temporal"):
-            raise ValueError(f"{source}: stage must be 'encoder' or 'temporal', got {self.stage!r}")
+        if self.stage not in STAGES:
+            renamed = RENAMED_STAGES.get(self.stage)
+            hint = f" ({self.stage!r} is now called {renamed!r})" if renamed else ""
+            raise ValueError(f"{source}: stage must be one of {', '.join(map(repr, STAGES))}, got {self.stage!r}{hint}")
         if not 0.0 <= self.portrait_fraction <= 1.0:
             raise ValueError(f"{source}: portrait_fraction must be in [0, 1], got {self.portrait_fraction}")
-        if self.portraits and self.stage != "encoder":
-            raise ValueError(f"{source}: portraits are used by the encoder stage only (stage is {self.stage!r})")
+        if self.portraits and not STAGES[self.stage].portraits:
+            raise ValueError(f"{source}: portraits are used by the joint stage only; the {self.stage} stage trains on "
+                             f"synthetic data (portraits have no albedo, shading or depth ground truth)")
         if self.sequence_length < 0:
             raise ValueError(f"{source}: sequence_length must be >= 0, got {self.sequence_length}")
 

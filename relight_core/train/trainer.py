@@ -1,10 +1,11 @@
-"""Training loop: the encoder stage (encoders, decoders, super-resolution) and the temporal stage.
+"""Training loop: the three encoder stages (albedo, shading, joint) and the temporal stage.
 
 One process per GPU (`torchrun`), DistributedDataParallel when there are several. The loop calls
-`train_step(step)` and gets back named losses. `config.stage` picks what is trained: "encoder"
-(synthetic heads with ground truth, optionally mixed with real portraits) or "temporal" (only the
-temporal network, on synthetic clips: relight_core.train.temporal_stage). Checkpoints are a folder
-per save:
+`train_step(step)` and gets back named losses. `config.stage` picks what is trained and against
+which losses (relight_core.train.config.STAGES): "albedo", "shading" and "joint" render
+multi-view images of synthetic heads with ground truth (the joint stage optionally mixed with real
+portraits); "temporal" trains only the temporal network, on synthetic clips
+(relight_core.train.temporal_stage). Checkpoints are a folder per save:
 
     step_00001000/model.safetensors        a Relight checkpoint (usable by every command)
     step_00001000/state-0000K.safetensors  optimizers, discriminator and RNG states, in shards
@@ -33,17 +34,21 @@ from ..io import write_text_atomic
 from ..models.config import get_config
 from ..models.relighter import Relighter
 from . import losses
-from .config import TrainConfig
+from .config import STAGES, TrainConfig, recorded_stage
 from .export import zero_untrained_temporal_outputs
 
 SHARD_BYTES = 15 * 2**20
+TRUTH_OF_TERM = {"rgb": "rgb", "rgb_sr": "rgb", "structure": "rgb", "mask": "mask", "albedo": "albedo",
+                 "shading": "shading", "depth": "depth"}
+"""The batch entry each image term compares with: a term whose truth a batch lacks is skipped
+(portraits have no albedo, shading or depth)."""
 
 
 class DataSource(Protocol):
     """Where batches come from. `batch` must be a pure function of (step, rank) for exact resume.
 
-    An encoder-stage batch holds (B samples, V rendered views, U <= V supervised views, the first
-    U of them; S input size, H output size):
+    A batch of the albedo, shading and joint stages holds (B samples, V rendered views, U <= V
+    supervised views, the first U of them; S input size, H output size):
         image [B, 3, S, S] input crop, display sRGB in [-1, 1]; camera [B, 25] its EG3D label;
         target_cameras [B, V, 25]; target_sh [B, 9] or [B, 9, 3] (head DPR frame);
         rgb [B, U, 3, H, W] linear in [0, 1], zero outside the subject; mask [B, U, 1, H, W];
@@ -115,16 +120,16 @@ class Trainer:
         if model.config.name != config.model:
             raise ValueError(f"init {config.init} holds the {model.config.name!r} network, but the configuration "
                              f"trains {config.model!r}")
+        self.stage = STAGES[config.stage]
         self.temporal_stage = config.stage == "temporal"
         self.temporal_steps_before = _temporal_steps(config.init) if config.init else 0
         if self.temporal_stage and self.temporal_steps_before == 0:
             # An untrained temporal network starts from zero residuals (video = per-frame images),
-            # not from the random output layers the encoder stage carried along untouched.
+            # not from the random output layers the earlier stages carried along untouched.
             zero_untrained_temporal_outputs(model)
         self.model = model.to(self.device)
-        # the temporal stage trains only the temporal network; the rest runs as at inference
         for name, parameter in self.model.named_parameters():
-            parameter.requires_grad_(name.startswith("temporal.") == self.temporal_stage)
+            parameter.requires_grad_(name.startswith(self.stage.trains))
         self._set_mode()
         # unwrapped, for rank-0-only sampling
         self.plain_render = TemporalRender(self.model) if self.temporal_stage else MultiViewRender(self.model)
@@ -141,9 +146,12 @@ class Trainer:
         self.step = 0
 
     def _set_mode(self) -> None:
-        """Training mode, except in the temporal stage: its frozen network runs as at inference
-        (no ray jitter, constant noise), the way the temporal network will see it."""
+        """Training mode, but the stage's frozen `eval_modules` in eval mode. In the temporal stage
+        the whole network runs as at inference (no ray jitter, constant noise), the way the
+        temporal network will see it."""
         self.model.train(not self.temporal_stage)
+        for name in self.stage.eval_modules:
+            self.model.get_submodule(name).eval()
 
     # ------------------------------------------------------------------ one step
     @torch.enable_grad()
@@ -166,20 +174,20 @@ class Trainer:
         valid, small_valid = target.get("valid"), small.get("valid")
         raw_rgb, sr_rgb = (seen(out["image_raw"]) + 1) / 2, (seen(out["image"]) + 1) / 2
         structure_pair = (sr_rgb, target["rgb"]) if valid is None else (sr_rgb * valid, target["rgb"] * valid)
-        terms = {
-            "rgb": losses.masked_l1(raw_rgb, small["rgb"], small_valid)
+        image_terms = {
+            "rgb": lambda: losses.masked_l1(raw_rgb, small["rgb"], small_valid)
             + losses.masked_l1(losses.srgb_encode(raw_rgb), losses.srgb_encode(small["rgb"]), small_valid),
-            "rgb_sr": losses.masked_l1(sr_rgb, target["rgb"], valid),
+            "rgb_sr": lambda: losses.masked_l1(sr_rgb, target["rgb"], valid),
+            "albedo": lambda: losses.masked_l1((seen(out["albedo"]) + 1) / 2, small["albedo"]),
+            "shading": lambda: losses.masked_l1(seen(out["shading"]), small["shading"], small["mask"]),
+            "depth": lambda: losses.masked_l1(seen(out["depth"]), small["depth"], (small["mask"] > 0.99).float()),
+            "mask": lambda: losses.masked_l1(seen(out["opacity"]), small["mask"], small_valid),
+            "structure": lambda: losses.structure_loss(*structure_pair),
         }
-        if "albedo" in small:  # ground truth that only synthetic data has
-            terms["albedo"] = losses.masked_l1((seen(out["albedo"]) + 1) / 2, small["albedo"])
-        if "shading" in small:
-            terms["shading"] = losses.masked_l1(seen(out["shading"]), small["shading"], small["mask"])
-        if "depth" in small:
-            terms["depth"] = losses.masked_l1(seen(out["depth"]), small["depth"], (small["mask"] > 0.99).float())
-        terms["mask"] = losses.masked_l1(seen(out["opacity"]), small["mask"], small_valid)
-        terms["structure"] = losses.structure_loss(*structure_pair)
-        adversarial = step >= cfg.adversarial_start and (w.adversarial > 0 or w.feature_matching > 0)
+        terms = {name: loss() for name, loss in image_terms.items()
+                 if name in self.stage.losses and TRUTH_OF_TERM[name] in batch}
+        adversarial = step >= cfg.adversarial_start and any(
+            getattr(w, name) > 0 for name in ("adversarial", "feature_matching") if name in self.stage.losses)
         real_image = losses.srgb_encode(target["rgb"]) * 2 - 1
         fake_image = losses.srgb_encode((out["image"] + 1) / 2) * 2 - 1  # every view, novel ones too
         if adversarial:
@@ -266,7 +274,7 @@ class Trainer:
         from safetensors.torch import load_file
 
         meta = json.loads((folder / "state.json").read_text())
-        stage = meta["config"].get("stage", "encoder")
+        stage = recorded_stage(meta["config"])
         if stage != self.config.stage:
             raise ValueError(f"{folder} is a checkpoint of the {stage} stage, but this configuration trains the "
                              f"{self.config.stage} stage: use another --out, or start from its weights with "

@@ -92,7 +92,7 @@ def test_checkpoints_record_temporal_training_and_export_keeps_it(runs, tmp_path
 
 
 def test_export_zeroes_an_untrained_temporal_network(tmp_path):
-    """An encoder-stage checkpoint (temporal_steps 0) ships with the temporal output zeroed, so
+    """A joint-stage checkpoint (temporal_steps 0) ships with the temporal output zeroed, so
     video frames render exactly like images."""
     from relight_core.checkpoints import load_model
     from relight_core.models.relighter import VideoRelighter
@@ -113,13 +113,13 @@ def test_export_zeroes_an_untrained_temporal_network(tmp_path):
 
 
 def test_the_temporal_stage_starts_from_zero_residuals(tmp_path):
-    """Encoder-stage weights carry random, untrained temporal output layers; the temporal stage
+    """Joint-stage weights carry random, untrained temporal output layers; the temporal stage
     zeroes them first, so training starts from video = per-frame images (a trained temporal
     network, temporal_steps > 0, is kept as it is)."""
-    encoder_run = tmp_path / "encoder"
-    assert train_main([str(Path(__file__).resolve().parents[2] / "configs/train/tiny.toml"), "--out", str(encoder_run),
+    joint_run = tmp_path / "joint"
+    assert train_main([str(Path(__file__).resolve().parents[2] / "configs/train/tiny.toml"), "--out", str(joint_run),
                        "--steps", "1"]) == 0
-    init = encoder_run / "step_00000001" / "model.safetensors"
+    init = joint_run / "step_00000001" / "model.safetensors"
     outputs = ("temporal.albedo_head.weigh.", "temporal.shading_head.weigh.")
     assert any(v.any() for k, v in read_checkpoint(init)[0].items() if k.startswith(outputs))
     raw = TrainConfig.from_dict({"model": "tiny", "stage": "temporal", "batch_size": 1, "sequence_length": 6,
