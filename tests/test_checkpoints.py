@@ -103,9 +103,10 @@ def test_safetensors_is_recognised_whatever_its_header_length(tmp_path):
     assert 0x80 in lengths or any(b >= 0x80 for b in lengths)
 
 
-def test_shipped_weights_load_and_their_untrained_temporal_net_is_neutral():
-    """The default weights load as `small`; until the temporal stage is trained, its output is
-    zeroed, so a video frame renders exactly like the image path (no garbage after the window fills)."""
+def test_shipped_weights_load_with_the_temporal_network_their_metadata_records():
+    """The default weights load as `small`. Their metadata records the temporal-stage steps behind
+    them: a trained temporal network runs in the video path; an untrained one ships zeroed, so a
+    video frame renders exactly like the image path (no garbage once the window fills)."""
     from relight_core.checkpoints import DEFAULT_WEIGHTS, default_weights_status, load_default_model
     from relight_core.models.relighter import VideoRelighter
 
@@ -113,6 +114,7 @@ def test_shipped_weights_load_and_their_untrained_temporal_net_is_neutral():
         pytest.skip("no default weights shipped")
     model, trained = load_default_model()
     assert trained and model.config.name == "small" and "trained" in default_weights_status()
-    # zero residuals: video frames render exactly like images (tests/models/test_relighter.py
-    # checks that skipping the silent network equals running it)
-    assert VideoRelighter(model).silent
+    _, _, metadata = read_checkpoint(DEFAULT_WEIGHTS)
+    temporal_steps = int(metadata["temporal_steps"])
+    # silent = zero residuals (tests/models/test_relighter.py checks that skipping it changes nothing)
+    assert VideoRelighter(model).silent == (temporal_steps == 0)
