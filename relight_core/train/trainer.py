@@ -122,7 +122,9 @@ class Trainer:
                              f"trains {config.model!r}")
         self.stage = STAGES[config.stage]
         self.temporal_stage = config.stage == "temporal"
-        self.temporal_steps_before = _temporal_steps(config.init) if config.init else 0
+        self.temporal_steps_before = _recorded_steps(config.init, "temporal_steps")
+        # A run started from earlier weights draws its data after theirs: restarts see new data.
+        self.data_offset = _recorded_steps(config.init, "data_steps")
         if self.temporal_stage and self.temporal_steps_before == 0:
             # An untrained temporal network starts from zero residuals (video = per-frame images),
             # not from the random output layers the earlier stages carried along untouched.
@@ -160,7 +162,7 @@ class Trainer:
         if self.temporal_stage:
             return self._temporal_step(step)
         cfg, w = self.config, self.config.loss
-        batch = self.data.batch(step, self.rank, cfg.batch_size, self.device)
+        batch = self.data.batch(self.data_offset + step, self.rank, cfg.batch_size, self.device)
         out = self.render(batch["image"], batch["target_cameras"], batch["target_sh"])
         views, supervised = batch["target_cameras"].shape[1], batch["rgb"].shape[1]
 
@@ -220,7 +222,7 @@ class Trainer:
         """One step of the temporal stage (relight_core.train.temporal_stage)."""
         from .temporal_stage import temporal_terms
 
-        batch = self.data.batch(step, self.rank, self.config.batch_size, self.device)
+        batch = self.data.batch(self.data_offset + step, self.rank, self.config.batch_size, self.device)
         out = self.render(batch["image"], batch["camera"], batch["target_sh"])
         config = self.model.config
         return self._update(temporal_terms(out, batch, config.temporal_window, config.neural_resolution))
@@ -261,10 +263,12 @@ class Trainer:
         temporal_steps = self.temporal_steps_before + (self.step if self.temporal_stage else 0)
         save_checkpoint(folder / "model.safetensors", self.model.state_dict(), self.model.config,
                         source=f"relight training ({self.config.stage} stage), step {self.step}",
-                        training_step=str(self.step), stage=self.config.stage, temporal_steps=str(temporal_steps))
+                        training_step=str(self.step), stage=self.config.stage, temporal_steps=str(temporal_steps),
+                        data_steps=str(self.data_offset + self.step))
         tensors, settings = self._state_tensors()
         shards = _write_shards(folder, tensors)
-        meta = {"step": self.step, "config": self.config.to_dict(), "shards": shards, **settings}
+        meta = {"step": self.step, "data_offset": self.data_offset, "config": self.config.to_dict(), "shards": shards,
+                **settings}
         write_text_atomic(folder / "state.json", json.dumps(meta, indent=1))
         write_text_atomic(self.out_dir / "latest", folder.name)
         return folder
@@ -296,6 +300,7 @@ class Trainer:
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.step = meta["step"]
+        self.data_offset = meta.get("data_offset", 0)  # checkpoints from before the offset drew from 0
 
     def latest(self) -> Path | None:
         pointer = self.out_dir / "latest"
@@ -369,11 +374,13 @@ class Trainer:
         return path
 
 
-def _temporal_steps(path: str | Path) -> int:
-    """Temporal-stage steps behind a checkpoint's weights (its "temporal_steps" metadata; 0 if absent)."""
+def _recorded_steps(path: str | Path, key: str) -> int:
+    """A step count recorded in a checkpoint's metadata: "temporal_steps" (temporal-stage steps
+    behind its weights) or "data_steps" (steps of the data stream behind them); 0 without a
+    checkpoint or the key."""
     from ..checkpoints import read_checkpoint
 
-    return int(read_checkpoint(path)[2].get("temporal_steps", "0"))
+    return int(read_checkpoint(path)[2].get(key, "0")) if path else 0
 
 
 def _write_shards(folder: Path, tensors: dict[str, Tensor]) -> list[str]:

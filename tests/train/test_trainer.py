@@ -52,6 +52,39 @@ def test_resume_continues_bit_exactly(tmp_path):
     assert any(not torch.equal(before[k], b[k]) for k in b), "steps 3-4 changed nothing"
 
 
+def test_a_run_from_earlier_weights_draws_new_data(tmp_path):
+    """Checkpoints record how far along the data stream their weights are ("data_steps"); a run
+    started from them (--init) draws its data after that point, and keeps it when resumed."""
+    import dataclasses
+
+    from relight_core.checkpoints import read_checkpoint
+    from relight_core.train.data import make_data
+    from relight_core.train.trainer import Trainer
+
+    first = tmp_path / "first"
+    assert train_main([str(TINY), "--out", str(first), "--steps", "2"]) == 0
+    init = first / "step_00000002" / "model.safetensors"
+    assert read_checkpoint(init)[2]["data_steps"] == "2"
+
+    config = dataclasses.replace(TrainConfig.load(TINY), init=str(init), steps=1)
+    source, drawn = make_data(config), []
+
+    class Recording:  # the real source, noting which data positions the trainer asks for
+        def prepare(self, device):
+            source.prepare(device)
+
+        def batch(self, step, rank, batch_size, device):
+            drawn.append(step)
+            return source.batch(step, rank, batch_size, device)
+
+    second = tmp_path / "second"
+    Trainer(config, Recording(), second).run()
+    Trainer(dataclasses.replace(config, steps=2), Recording(), second).run()  # resumes at step 1
+    training_draws = [step for step in drawn if step != 10**9]  # (10**9: the sample sheet's fixed batch)
+    assert training_draws == [2, 3]  # not [0, 1]: the first run's data is not drawn again
+    assert read_checkpoint(second / "step_00000002" / "model.safetensors")[2]["data_steps"] == "4"
+
+
 def test_unknown_settings_are_named(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "tiny"\nlearning_rate = 1\n')
