@@ -120,3 +120,16 @@ def test_stage_settings_that_cannot_work_are_refused(tmp_path):
     for stage in ("albedo", "shading", "temporal"):
         with pytest.raises(ValueError, match=rf"portraits are used by the joint stage only; the {stage} stage"):
             TrainConfig.from_dict({"stage": stage, "portraits": "pack.safetensors"})
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("stage", ["albedo", "shading", "joint", "temporal"])
+def test_every_stage_steps_on_the_gpu(stage, tmp_path):
+    """One step of each stage on CUDA (the trainer takes the GPU when there is one): finite
+    losses, and only the stage's own parameters move."""
+    import math
+
+    trainer, changed, result = one_step(stage, tmp_path)
+    assert trainer.device.type == "cuda"
+    assert all(math.isfinite(value) for value in result.values()), result
+    assert changed and all(k.startswith(STAGES[stage].trains) for k in changed), sorted(changed)
