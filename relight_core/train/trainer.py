@@ -122,9 +122,10 @@ class Trainer:
                              f"trains {config.model!r}")
         self.stage = STAGES[config.stage]
         self.temporal_stage = config.stage == "temporal"
-        self.temporal_steps_before = _recorded_steps(config.init, "temporal_steps")
+        recorded = _metadata(config.init) if config.init else {}
+        self.temporal_steps_before = int(recorded.get("temporal_steps", "0"))
         # A run started from earlier weights draws its data after theirs: restarts see new data.
-        self.data_offset = _recorded_steps(config.init, "data_steps")
+        self.data_offset = int(recorded.get("data_steps", "0"))
         if self.temporal_stage and self.temporal_steps_before == 0:
             # An untrained temporal network starts from zero residuals (video = per-frame images),
             # not from the random output layers the earlier stages carried along untouched.
@@ -374,13 +375,14 @@ class Trainer:
         return path
 
 
-def _recorded_steps(path: str | Path, key: str) -> int:
-    """A step count recorded in a checkpoint's metadata: "temporal_steps" (temporal-stage steps
-    behind its weights) or "data_steps" (steps of the data stream behind them); 0 without a
-    checkpoint or the key."""
-    from ..checkpoints import read_checkpoint
+def _metadata(path: str | Path) -> dict[str, str]:
+    """A checkpoint's metadata (its header only; load_model has already checked the file). The
+    trainer reads "temporal_steps" (temporal-stage steps behind the weights) and "data_steps"
+    (steps of the data stream behind them) from it."""
+    from safetensors import safe_open
 
-    return int(read_checkpoint(path)[2].get(key, "0")) if path else 0
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
 
 
 def _write_shards(folder: Path, tensors: dict[str, Tensor]) -> list[str]:
