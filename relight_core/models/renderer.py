@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import kernels
+from . import kernels, sampling
 from .config import RelighterConfig
 from .stylegan import EqualizedLinear
 
@@ -64,7 +64,7 @@ def sample_triplane(planes: Tensor, points: Tensor, box_warp: float) -> Tensor:
     uv = torch.stack([torch.stack(p, dim=-1) for p in ((x, y), (x, z), (z, x))], dim=1)  # [B, 3, M, 2]
     grid = uv.reshape(batch * 3, 1, -1, 2)
     per_plane = planes.reshape(batch * 3, channels // 3, res, res)
-    sampled = F.grid_sample(per_plane, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = sampling.grid_sample(per_plane, grid, padding_mode="zeros")
     return sampled.reshape(batch, 3, channels // 3, -1).mean(dim=1).transpose(1, 2)
 
 

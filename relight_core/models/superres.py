@@ -7,9 +7,9 @@ constant plus a small CNN summary of the subject, so the super-resolution adapts
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import sampling
 from .config import RelighterConfig
 from .stylegan import SynthesisBlock
 
@@ -49,8 +49,7 @@ class SuperResolution(nn.Module):
 
     def forward(self, features: Tensor, w: Tensor) -> Tensor:
         """features [B, C, N, N] (first 3 channels are the raw RGB), w [B, w_dim]."""
-        size = (self.input_resolution, self.input_resolution)
-        x = F.interpolate(features, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = sampling.resize_bilinear_antialias(features, self.input_resolution)
         x = x.to(self.block0.conv0.weight.dtype)  # the renderer's features are fp32; the weights may be bf16
         rgb = x[:, :3]
         ws = w[:, None].expand(-1, 3, -1)

@@ -129,6 +129,10 @@ class TrainConfig:
     adversarial_start: int = 2000
     """Step from which the adversarial and feature-matching terms are on."""
     seed: int = 0
+    deterministic: bool = False
+    """Bit-identical runs on CUDA too (PyTorch's deterministic algorithms, with deterministic
+    formulations of the ops that lack one: relight_core.models.sampling); costs some speed. The CPU
+    is deterministic either way."""
     max_minutes: float = 0.0
     """Stop (with a checkpoint) after this many minutes of wall time; 0 = no limit. For chunked runs."""
     init: str = ""

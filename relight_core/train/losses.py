@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..models import sampling
+
 
 def srgb_encode(linear: Tensor) -> Tensor:
     """Differentiable sRGB transfer function of linear values (clamped to [0, 1])."""
@@ -89,4 +91,4 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
     ys, xs = torch.meshgrid(torch.arange(height, device=image.device), torch.arange(width, device=image.device), indexing="ij")
     x = (xs[None] + flow[:, 0]) * (2 / width) - 1 + 1 / width
     y = (ys[None] + flow[:, 1]) * (2 / height) - 1 + 1 / height
-    return F.grid_sample(image, torch.stack([x, y], -1), mode="bilinear", padding_mode="border", align_corners=False)
+    return sampling.grid_sample(image, torch.stack([x, y], -1), padding_mode="border")

@@ -18,6 +18,7 @@ and every random generator's state is saved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -113,6 +114,8 @@ class Trainer:
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
+        if config.deterministic:  # cuBLAS reads it when it starts: before anything runs on the GPU
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.rank, self.world, self.device = setup_distributed()
         torch.manual_seed(config.seed)
         data.prepare(self.device)
@@ -310,6 +313,10 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool = True) -> Path:
         """Train to `config.steps` (or `max_minutes`), logging, sampling and checkpointing; returns the last checkpoint."""
+        with deterministic_algorithms(self.config.deterministic):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> Path:
         from tqdm import tqdm
 
         if resume and (latest := self.latest()) is not None:
@@ -373,6 +380,23 @@ class Trainer:
         path = self.out_dir / "samples" / f"step_{self.step:08d}.png"
         sample_sheet(batch, out, path)
         return path
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool):
+    """PyTorch's deterministic algorithms while training when `enabled` (restored afterwards: the
+    setting is process-wide)."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 def _metadata(path: str | Path) -> dict[str, str]:
