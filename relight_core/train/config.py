@@ -128,6 +128,10 @@ class TrainConfig:
     grad_clip: float = 10.0
     adversarial_start: int = 2000
     """Step from which the adversarial and feature-matching terms are on."""
+    ema_half_life: int = 0
+    """Half-life in steps of an exponential moving average of the trained weights (0: off). With
+    it, a checkpoint's model.safetensors holds the average, what every command then uses (as
+    StyleGAN's G_ema: steadier than the last step's weights), and its state holds the raw ones."""
     seed: int = 0
     deterministic: bool = False
     """Bit-identical runs on CUDA too (PyTorch's deterministic algorithms, with deterministic

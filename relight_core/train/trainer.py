@@ -141,8 +141,11 @@ class Trainer:
         self.plain_render = TemporalRender(self.model) if self.temporal_stage else MultiViewRender(self.model)
         self.render = self.plain_render
         self.discriminator = losses.PatchDiscriminator().to(self.device)
-        trained = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=config.betas)
+        self.trained_names = [name for name, p in self.model.named_parameters() if p.requires_grad]
+        self.trained = [p for p in self.model.parameters() if p.requires_grad]
+        # the moving average of the trained weights, starting from the initial ones
+        self.average = [p.detach().clone() for p in self.trained] if config.ema_half_life else []
+        self.optimizer = torch.optim.Adam(self.trained, lr=config.lr, betas=config.betas)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -216,6 +219,9 @@ class Trainer:
         finite = bool(torch.isfinite(grad_norm))
         if finite:  # a non-finite gradient skips the update (the step is logged as skipped)
             self.optimizer.step()
+            if self.average:
+                with torch.no_grad():
+                    torch._foreach_lerp_(self.average, self.trained, 1 - 0.5 ** (1 / self.config.ema_half_life))
         result = {name: float(value.detach()) for name, value in terms.items()}
         result["grad_norm"] = float(grad_norm)
         result["skipped"] = float(not finite)
@@ -253,6 +259,9 @@ class Trainer:
                     tensors[f"{name}.{index}.{key}"] = value
         discriminator = self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
         tensors.update({f"discriminator.{k}": v for k, v in discriminator.state_dict().items()})
+        if self.average:  # model.safetensors holds the average; the raw weights go on from here
+            parameters = dict(self.model.named_parameters())
+            tensors.update({f"raw.{name}": parameters[name].detach() for name in self.trained_names})
         tensors["rng.cpu"] = torch.random.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -265,7 +274,9 @@ class Trainer:
             return folder
         folder.mkdir(parents=True, exist_ok=True)
         temporal_steps = self.temporal_steps_before + (self.step if self.temporal_stage else 0)
-        save_checkpoint(folder / "model.safetensors", self.model.state_dict(), self.model.config,
+        weights = self.model.state_dict()
+        weights.update(zip(self.trained_names, self.average))  # the average, when there is one
+        save_checkpoint(folder / "model.safetensors", weights, self.model.config,
                         source=f"relight training ({self.config.stage} stage), step {self.step}",
                         training_step=str(self.step), stage=self.config.stage, temporal_steps=str(temporal_steps),
                         data_steps=str(self.data_offset + self.step))
@@ -291,6 +302,14 @@ class Trainer:
         tensors: dict[str, Tensor] = {}
         for shard in meta["shards"]:
             tensors.update(load_file(str(folder / shard)))
+        if self.average:
+            parameters = dict(self.model.named_parameters())
+            with torch.no_grad():
+                for name, average in zip(self.trained_names, self.average):
+                    average.copy_(parameters[name])
+                    # a checkpoint written without an average has its raw weights in model.safetensors
+                    if f"raw.{name}" in tensors:
+                        parameters[name].copy_(tensors[f"raw.{name}"])
         for name, optimizer in (("optimizer", self.optimizer), ("d_optimizer", self.d_optimizer)):
             state: dict = {}
             for key, value in tensors.items():

@@ -40,26 +40,59 @@ def test_tiny_trains_through_the_entry_point(tmp_path):
     assert load_model(checkpoint / "model.safetensors").config.name == "tiny"
 
 
-def test_resume_continues_bit_exactly(tmp_path):
+def tiny_with(tmp_path: Path, setting: str) -> Path:
+    """The tiny configuration plus one setting line."""
+    config = tmp_path / "tiny_plus.toml"
+    config.write_text(TINY.read_text() + setting + "\n")
+    return config
+
+
+def raw_weights(run: Path, step: int) -> dict[str, torch.Tensor]:
+    """The raw (not averaged) trained weights a checkpoint's state holds when it averages."""
+    folder = run / f"step_{step:08d}"
+    tensors = {}
+    for shard in json.loads((folder / "state.json").read_text())["shards"]:
+        tensors.update(load_file(str(folder / shard)))
+    return {k[len("raw."):]: v for k, v in tensors.items() if k.startswith("raw.")}
+
+
+@pytest.mark.parametrize("setting", ["", "ema_half_life = 2"])
+def test_resume_continues_bit_exactly(tmp_path, setting):
+    config = str(tiny_with(tmp_path, setting))
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train_main([str(TINY), "--out", str(straight), "--steps", "4"]) == 0
-    assert train_main([str(TINY), "--out", str(split), "--steps", "2"]) == 0
-    assert train_main([str(TINY), "--out", str(split), "--steps", "4"]) == 0  # resumes at step 2
+    assert train_main([config, "--out", str(straight), "--steps", "4"]) == 0
+    assert train_main([config, "--out", str(split), "--steps", "2"]) == 0
+    assert train_main([config, "--out", str(split), "--steps", "4"]) == 0  # resumes at step 2
     a, b = weights(straight), weights(split)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from an uninterrupted run"
+    raw_a, raw_b = raw_weights(straight, 4), raw_weights(split, 4)
+    assert bool(raw_a) == bool(setting)
+    assert all(torch.equal(raw_a[k], raw_b[k]) for k in raw_a), "resumed raw weights differ"
     before = load_file(str(split / "step_00000002" / "model.safetensors"))
     assert any(not torch.equal(before[k], b[k]) for k in b), "steps 3-4 changed nothing"
 
 
-def deterministic_tiny(tmp_path: Path) -> Path:
-    config = tmp_path / "tiny_deterministic.toml"
-    config.write_text(TINY.read_text() + "deterministic = true\n")
-    return config
+def test_checkpoints_hold_the_moving_average_of_the_weights(tmp_path):
+    """With ema_half_life = 1 each step moves the average halfway to the new weights; the
+    checkpoint's model.safetensors is the average and its state the raw weights."""
+    config = str(tiny_with(tmp_path, "ema_half_life = 1"))
+    assert train_main([config, "--out", str(tmp_path), "--steps", "0"]) == 0  # the initial weights
+    assert train_main([config, "--out", str(tmp_path), "--steps", "1"]) == 0
+    start, average, raw = weights_at(tmp_path, 0), weights_at(tmp_path, 1), raw_weights(tmp_path, 1)
+    assert raw and all(not torch.equal(raw[k], start[k]) for k in raw), "one step changed no trained weight"
+    for name, value in raw.items():
+        torch.testing.assert_close(average[name], (start[name] + value) / 2, rtol=0, atol=1e-6)
+    frozen = [k for k in average if k not in raw]  # buffers and the temporal network (not trained here)
+    assert frozen and all(torch.equal(average[k], start[k]) for k in frozen if average[k].is_floating_point())
+
+
+def weights_at(run: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(str(run / f"step_{step:08d}" / "model.safetensors"))
 
 
 def test_deterministic_runs_train_and_leave_the_global_setting_alone(tmp_path):
-    assert train_main([str(deterministic_tiny(tmp_path)), "--out", str(tmp_path / "run"), "--steps", "2"]) == 0
+    assert train_main([str(tiny_with(tmp_path, "deterministic = true")), "--out", str(tmp_path / "run"), "--steps", "2"]) == 0
     assert not torch.are_deterministic_algorithms_enabled()
     assert json.loads((tmp_path / "run" / "step_00000002" / "state.json").read_text())["config"]["deterministic"]
 
@@ -69,7 +102,7 @@ def test_deterministic_resume_on_cuda_is_bit_exact(tmp_path):
     """With `deterministic = true`, 2 + 2 steps with a restart equal 4 straight steps on the GPU
     too. (Without it the GPU's atomic adds make even two straight runs differ in the last bits:
     about 2e-6 in the weights of the tiny network after 4 steps on an H100.)"""
-    config = str(deterministic_tiny(tmp_path))
+    config = str(tiny_with(tmp_path, "deterministic = true"))
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train_main([config, "--out", str(straight), "--steps", "4"]) == 0
     assert train_main([config, "--out", str(split), "--steps", "2"]) == 0
