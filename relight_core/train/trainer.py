@@ -260,8 +260,7 @@ class Trainer:
         discriminator = self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
         tensors.update({f"discriminator.{k}": v for k, v in discriminator.state_dict().items()})
         if self.average:  # model.safetensors holds the average; the raw weights go on from here
-            parameters = dict(self.model.named_parameters())
-            tensors.update({f"raw.{name}": parameters[name].detach() for name in self.trained_names})
+            tensors.update({f"raw.{name}": p.detach() for name, p in zip(self.trained_names, self.trained)})
         tensors["rng.cpu"] = torch.random.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -303,13 +302,12 @@ class Trainer:
         for shard in meta["shards"]:
             tensors.update(load_file(str(folder / shard)))
         if self.average:
-            parameters = dict(self.model.named_parameters())
             with torch.no_grad():
-                for name, average in zip(self.trained_names, self.average):
-                    average.copy_(parameters[name])
+                for name, parameter, average in zip(self.trained_names, self.trained, self.average):
+                    average.copy_(parameter)
                     # a checkpoint written without an average has its raw weights in model.safetensors
                     if f"raw.{name}" in tensors:
-                        parameters[name].copy_(tensors[f"raw.{name}"])
+                        parameter.copy_(tensors[f"raw.{name}"])
         for name, optimizer in (("optimizer", self.optimizer), ("d_optimizer", self.d_optimizer)):
             state: dict = {}
             for key, value in tensors.items():
