@@ -82,7 +82,7 @@ def test_checkpoints_record_temporal_training_and_export_keeps_it(runs, tmp_path
     metadata = read_checkpoint(checkpoint)[2]
     assert metadata["stage"] == "temporal" and metadata["temporal_steps"] == "4"
     shipped = tmp_path / "shipped.safetensors"
-    written = export_weights(checkpoint, shipped, status="test")
+    written = export_weights([checkpoint], shipped, status="test")
     tensors, _, meta = read_checkpoint(shipped)
     assert written["temporal"].startswith("trained") and meta["status"] == "test"
     original = read_checkpoint(checkpoint)[0]
@@ -102,7 +102,7 @@ def test_export_zeroes_an_untrained_temporal_network(tmp_path):
     checkpoint = run / "step_00000001" / "model.safetensors"
     assert read_checkpoint(checkpoint)[2]["temporal_steps"] == "0"
     shipped = tmp_path / "shipped.safetensors"
-    assert export_weights(checkpoint, shipped)["temporal"].startswith("untrained")
+    assert export_weights([checkpoint], shipped)["temporal"].startswith("untrained")
     tensors = read_checkpoint(shipped)[0]
     zeroed = [k for k in tensors if k.startswith(("temporal.albedo_head.weigh.", "temporal.shading_head.weigh."))]
     assert len(zeroed) == 4 and all(not tensors[k].any() for k in zeroed)
