@@ -11,8 +11,9 @@
 # an albedo-stage run and small_shading.toml) starts the stage from its weights. Checkpoints that
 # record the old stage name "encoder" are of the "joint" stage. The carried checkpoint is used up
 # (removed there), so a later call that does not carry it goes on from the machine's own run.
-# Trains for MINUTES of wall time and copies the newest checkpoint, the log and the newest sample
-# sheet flat into $OUT (at most 8 files, each under 16 MiB: what the device tool brings back). A
+# Trains for MINUTES of wall time and copies the newest checkpoint's weights, the log and the newest
+# sample sheet flat into $OUT, with the optimizer state when it fits (the device tool brings back at
+# most 8 files of under 16 MiB each, 64 MiB in all). A
 # portrait pack named by CONFIG must be carried too (on a warm machine it stays from an earlier call).
 set -euo pipefail
 config=${1:?config}; minutes=${2:?minutes}; nproc=${3:-1}
@@ -46,9 +47,18 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -m torch.distributed.run --standalone --nproc_per_node "$nproc" -m relight_core.train "$config" \
     --out "$run" --max-minutes "$minutes" ${extra[@]+"${extra[@]}"}
 latest=$(cat "$run/latest")
-cp "$run/$latest"/* "$OUT/"
-cp "$run/log.jsonl" "$OUT/"
+cp "$run/$latest"/model.safetensors "$run/log.jsonl" "$OUT/"
 sample=$(ls "$run"/samples/*.png 2>/dev/null | tail -n 1 || true)
 [ -n "$sample" ] && cp "$sample" "$OUT/samples.png"
+# The optimizer state (and state.json, which makes a fetched folder resumable) comes back only
+# when everything fits the 64 MiB the device tool returns; a run with a moving average of its
+# weights (raw weights in the state) does not, and a new machine then starts from the returned
+# weights (docs/TRAINING.md, "How to continue").
+state_bytes=$(cat "$run/$latest"/state-*.safetensors | wc -c)
+if [ $(( $(du -cb "$OUT"/* | tail -n 1 | cut -f1) + state_bytes )) -le $(( 63 * 2**20 )) ]; then
+    cp "$run/$latest"/state-*.safetensors "$run/$latest"/state.json "$OUT/"
+else
+    echo "optimizer state ($(( state_bytes / 2**20 )) MiB) not returned: over the 64 MiB the device tool brings back"
+fi
 ls -la "$OUT"
 tail -n 3 "$run/log.jsonl"

@@ -4,6 +4,11 @@
 #   scripts/fetch_run.sh /work/.device/N
 set -euo pipefail
 src=${1:?folder with model.safetensors, state-*.safetensors, state.json}
+if [ ! -f "$src"/state.json ]; then
+    echo "$src holds weights without the optimizer state (it did not fit the device transfer): a new machine" >&2
+    echo "starts from them, e.g. cp $src/model.safetensors .carry/init/model.safetensors (docs/TRAINING.md)" >&2
+    exit 2
+fi
 mkdir -p .carry/run runs
 rm -f .carry/run/*
 cp "$src"/model.safetensors "$src"/state-*.safetensors "$src"/state.json .carry/run/
