@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from ..models.config import RelighterConfig
+
 UNTRAINED_TEMPORAL_OUTPUTS = ("temporal.albedo_head.weigh.", "temporal.shading_head.weigh.")
 
 
@@ -36,7 +38,7 @@ def zero_untrained_temporal_outputs(model: torch.nn.Module) -> None:
                 parameter.zero_()
 
 
-def average_checkpoints(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], object, dict[str, str]]:
+def average_checkpoints(paths: list[str | Path]) -> tuple[dict[str, torch.Tensor], RelighterConfig, dict[str, str]]:
     """The weight-by-weight mean of checkpoints of one network -> (tensors, config, metadata)."""
     from ..checkpoints import read_checkpoint
 
