@@ -40,14 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from relight_core.checkpoints import load_default_model, load_model
-    from relight_core.eval.quality.common import crop_tensor, head_light, label_cam2world, to_uint8
-    from relight_core.models.relighter import to_display
-    from relight_core.track.lighting import estimate_lighting
-
     from relight_core.eval.quality import TrackerPool, portrait_files
-    from relight_core.eval.quality.common import crop_from_track
+    from relight_core.eval.quality.common import (crop_from_track, crop_tensor, head_light, label_cam2world,
+                                                  to_uint8)
     from relight_core.eval.quality.identity import SAME_PERSON, FaceIdentity, distance
     from relight_core.eval.quality.real import read_rgb
+    from relight_core.models.relighter import to_display
+    from relight_core.track.lighting import estimate_lighting
     from relight_core.track.pose import plate_intrinsics
 
     sizes = [int(s) for s in args.sizes.split(",")]
