@@ -41,13 +41,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from relight_core.checkpoints import load_default_model, load_model
     from relight_core.eval.quality import TrackerPool, portrait_files
-    from relight_core.eval.quality.common import (crop_from_track, crop_tensor, head_light, label_cam2world,
-                                                  to_uint8)
+    from relight_core.eval.quality.common import crop_tensor, head_light, label_cam2world, to_uint8
     from relight_core.eval.quality.identity import SAME_PERSON, FaceIdentity, distance
-    from relight_core.eval.quality.real import read_rgb
+    from relight_core.eval.quality.real import read_rgb, track_portrait
     from relight_core.models.relighter import to_display
-    from relight_core.track.lighting import estimate_lighting
-    from relight_core.track.pose import plate_intrinsics
 
     sizes = [int(s) for s in args.sizes.split(",")]
     identity, pool = FaceIdentity(), TrackerPool()
@@ -58,24 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     distances: dict[str, list[float]] = {row: [] for row in rows}
     try:
         for path in portrait_files(args.portraits, "held-out", args.limit):
-            photo = read_rgb(path)
-            with pool(None) as tracker:
-                track = tracker.track(photo, 0)
-            if not track.found:
+            tracked = track_portrait(read_rgb(path), pool, side)  # as relight eval's real suite
+            if isinstance(tracked, str):
                 continue
-            face = crop_from_track(photo, track, plate_intrinsics(photo.shape[1], photo.shape[0]), side)
+            face, light = tracked
             reference = identity.describe(face.crop)
             if reference["descriptor"] is None:
                 continue
             images = [cv2.resize(face.crop, (size, size), interpolation=cv2.INTER_AREA) for size in sizes]
-            light = estimate_lighting(face.linear, face.landmarks, K=face.K)
-            if light.ok:  # the network's reconstruction, as relight eval renders it
-                camera = torch.as_tensor(np.asarray(face.label, dtype=np.float32))[None]
-                sh = head_light(face.to_crop_frame(light.sh), label_cam2world(face.label))
-                with torch.no_grad():
-                    out = model(crop_tensor(face.crop, "cpu"), camera, sh)
-                images += [to_uint8(to_display(out[key], model.config.output_colour)[0].permute(1, 2, 0).numpy())
-                           for key in ("image_raw", "image")]
+            # the network's reconstruction: input view, estimated input light
+            camera = torch.as_tensor(np.asarray(face.label, dtype=np.float32))[None]
+            sh = head_light(face.to_crop_frame(light.sh), label_cam2world(face.label))
+            with torch.no_grad():
+                out = model(crop_tensor(face.crop, "cpu"), camera, sh)
+            images += [to_uint8(to_display(out[key], model.config.output_colour)[0].permute(1, 2, 0).numpy())
+                       for key in ("image_raw", "image")]
             for row, image in zip(rows, images):
                 enlarged = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
                 distances[row].append(distance(identity.describe(np.ascontiguousarray(enlarged), reference["box"]), reference))

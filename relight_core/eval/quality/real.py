@@ -48,6 +48,23 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({exc}); remove it from the folder or convert it to PNG/JPEG") from None
 
 
+def track_portrait(photo: np.ndarray, tracker_factory, size: int):
+    """Track a portrait in static mode, crop it as the plate job crops (``size`` px) and estimate
+    its input light -> (:class:`.common.FaceCrop`, the light estimate), or the reason it cannot."""
+    from ...track.lighting import estimate_lighting
+    from ...track.pose import plate_intrinsics
+
+    with tracker_factory(None) as tracker:
+        track = tracker.track(photo, 0)
+    if not track.found:
+        return f"no usable face ({track.reason})"
+    face = crop_from_track(photo, track, plate_intrinsics(photo.shape[1], photo.shape[0]), size)
+    estimate = estimate_lighting(face.linear, face.landmarks, K=face.K)
+    if not estimate.ok:
+        return f"input light not estimated ({estimate.reason})"
+    return face, estimate
+
+
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
     if image.shape[0] == size:
         return image
@@ -94,22 +111,15 @@ class RealSuite:
 
     def run_portrait(self, path: Path) -> tuple[dict, dict | None]:
         """(metrics, images for the contact sheet or None) of one portrait."""
-        from ...track.lighting import estimate_lighting
-        from ...track.pose import plate_intrinsics
-
         row: dict = {"file": path.name, "ok": False}
         try:
             photo = read_rgb(path)
         except ValueError as exc:  # one bad file is reported, the rest of the folder still counts
             return {**row, "reason": str(exc)}, None
-        with self.tracker_factory(None) as tracker:
-            track = tracker.track(photo, 0)
-        if not track.found:
-            return {**row, "reason": f"no usable face ({track.reason})"}, None
-        face = crop_from_track(photo, track, plate_intrinsics(photo.shape[1], photo.shape[0]), self.size)
-        est = estimate_lighting(face.linear, face.landmarks, K=face.K)
-        if not est.ok:
-            return {**row, "reason": f"input light not estimated ({est.reason})"}, None
+        tracked = track_portrait(photo, self.tracker_factory, self.size)
+        if isinstance(tracked, str):
+            return {**row, "reason": tracked}, None
+        face, est = tracked
         sh_input = face.to_crop_frame(est.sh)
         c2w = label_cam2world(face.label)
         crop01 = face.crop.astype(np.float32) / 255.0
